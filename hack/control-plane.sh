@@ -1,0 +1,460 @@
+#!/usr/bin/env bash
+# Build and run a real local Kubernetes control plane (etcd + kube-apiserver)
+# for tests and the demo. No Docker, no binary downloads: everything is built
+# from Go modules (pinned in hack/cp/*/go.mod + go.sum) with the local Go.
+#
+#   hack/control-plane.sh build       build (once) and cache the binaries
+#   hack/control-plane.sh env         print `export` lines for the cached binaries
+#   hack/control-plane.sh up DIR      start etcd + kube-apiserver, state in DIR
+#   hack/control-plane.sh down DIR    stop them (idempotent, never fails)
+#   hack/control-plane.sh status DIR  exit 0 if both processes are running
+#
+# Environment:
+#   SSW_CACHE_DIR          cache root (default: $HOME/.cache/scaleset-watch);
+#                          binaries live in $SSW_CACHE_DIR/bin/<name>-<version>
+#   SSW_CP_TIMEOUT         seconds to wait for readiness in `up` (default 120)
+#   SSW_APISERVER_EXTRA_ARGS  extra kube-apiserver flags (word-split)
+#
+# After `up DIR`, `. DIR/env` exports KUBECONFIG, SSW_APISERVER_URL,
+# SSW_ADMIN_TOKEN and SSW_CP_DIR. The admin identity is a static token in the
+# group system:masters; the CA is DIR/certs/apiserver.crt (self-signed by the
+# apiserver at startup).
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CP_MOD_DIR="$HACK_DIR/cp"
+
+# Pinned versions. kube-apiserver's and etcd's must match hack/cp/*/go.mod.
+KUBE_VERSION=v1.34.12
+ETCD_VERSION=v3.5.35
+HELM_VERSION=v3.19.5
+
+CACHE_DIR="${SSW_CACHE_DIR:-$HOME/.cache/scaleset-watch}"
+BIN_DIR="$CACHE_DIR/bin"
+KUBE_APISERVER_BIN="$BIN_DIR/kube-apiserver-$KUBE_VERSION"
+ETCD_BIN="$BIN_DIR/etcd-$ETCD_VERSION"
+HELM_BIN="$BIN_DIR/helm-$HELM_VERSION"
+# Directory of plain-named symlinks (helm, etcd, kube-apiserver) for PATH and
+# for tools that want envtest-style assets (KUBEBUILDER_ASSETS).
+PATH_DIR="$CACHE_DIR/path/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+
+log() { echo "control-plane: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------
+
+# Never download a toolchain; never pick up a go.work from a parent dir;
+# static binaries (no cgo) like the upstream releases.
+GO_ENV=(env GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0)
+
+# run_build NAME OUT CMD...: runs the build (`go build -v`/`go install -v`)
+# niced, printing a progress line every 30s (number of packages compiled so
+# far) and the errors if it fails.
+run_build() {
+  local name=$1 out=$2; shift 2
+  local start=$SECONDS logf pid rc=0 last=$SECONDS n
+  logf=$(mktemp)
+  log "building $name (first time only; kube-apiserver takes 10-25 min on 2 cores)..."
+  nice -n 10 "$@" >"$logf" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS - last >= 30)); then
+      last=$SECONDS
+      n=$(grep -cE '^[A-Za-z0-9._~/+-]+$' "$logf" || true)
+      log "  $name: $n packages compiled so far ($((SECONDS - start))s)"
+    fi
+  done
+  wait "$pid" || rc=$?
+  if [[ $rc != 0 || ! -s $out ]]; then
+    grep -vE '^[A-Za-z0-9._~/+-]+$' "$logf" | tail -n 60 >&2 || true
+    rm -f "$logf" "$out"
+    die "building $name failed (exit $rc)"
+  fi
+  rm -f "$logf"
+  chmod 0755 "$out"
+  log "built $name in $((SECONDS - start))s"
+}
+
+build_kube_apiserver() {
+  local mod="$CP_MOD_DIR/kube-apiserver" tmp
+  local got
+  got=$(cd "$mod" && "${GO_ENV[@]}" go list -mod=readonly -m -f '{{.Version}}' k8s.io/kubernetes)
+  [[ $got == "$KUBE_VERSION" ]] || die "hack/cp/kube-apiserver/go.mod pins k8s.io/kubernetes $got, script says $KUBE_VERSION"
+  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-s -w"
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean"
+  done
+  tmp="$KUBE_APISERVER_BIN.tmp.$$"
+  (cd "$mod" && run_build "kube-apiserver $KUBE_VERSION" "$tmp" \
+    "${GO_ENV[@]}" go build -v -p 2 -mod=readonly -trimpath -ldflags "$ld" \
+    -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv -f "$tmp" "$KUBE_APISERVER_BIN"
+}
+
+build_etcd() {
+  local mod="$CP_MOD_DIR/etcd" tmp got
+  got=$(cd "$mod" && "${GO_ENV[@]}" go list -mod=readonly -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+  [[ $got == "$ETCD_VERSION" ]] || die "hack/cp/etcd/go.mod pins go.etcd.io/etcd/server/v3 $got, script says $ETCD_VERSION"
+  tmp="$ETCD_BIN.tmp.$$"
+  (cd "$mod" && run_build "etcd $ETCD_VERSION" "$tmp" \
+    "${GO_ENV[@]}" go build -v -p 2 -mod=readonly -trimpath -ldflags "-s -w" \
+    -o "$tmp" go.etcd.io/etcd/server/v3)
+  mv -f "$tmp" "$ETCD_BIN"
+}
+
+build_helm() {
+  # helm.sh/helm/v3 has no replace directives, so `go install pkg@version`
+  # works and is pinned by helm's own go.mod/go.sum (checked against sumdb).
+  local gobin minor
+  gobin=$(mktemp -d)
+  # Kubernetes version helm assumes for `helm template`/lint without a
+  # cluster: the minor of the client-go it is built with (1.34 for 3.19).
+  minor=34
+  local ld="-s -w"
+  ld+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  ld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+  ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+  ld+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+  ld+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+  (cd "$gobin" && run_build "helm $HELM_VERSION" "$gobin/helm" \
+    "${GO_ENV[@]}" GOBIN="$gobin" go install -v -p 2 -trimpath -ldflags "$ld" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+  mv -f "$gobin/helm" "$HELM_BIN"
+  rm -rf "$gobin"
+}
+
+link_path_dir() {
+  mkdir -p "$PATH_DIR"
+  ln -sfn "$KUBE_APISERVER_BIN" "$PATH_DIR/kube-apiserver"
+  ln -sfn "$ETCD_BIN" "$PATH_DIR/etcd"
+  ln -sfn "$HELM_BIN" "$PATH_DIR/helm"
+}
+
+all_built() {
+  [[ -x $KUBE_APISERVER_BIN && -x $ETCD_BIN && -x $HELM_BIN \
+    && -x $PATH_DIR/helm && -x $PATH_DIR/etcd && -x $PATH_DIR/kube-apiserver ]]
+}
+
+cmd_build() {
+  all_built && return 0
+  command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || die "go not found"
+  command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+  mkdir -p "$BIN_DIR"
+  # Serialise concurrent builds (e.g. parallel test harnesses).
+  exec 9>"$CACHE_DIR/build.lock"
+  if ! flock -n 9; then
+    log "waiting for another build to finish..."
+    flock 9
+  fi
+  [[ -x $ETCD_BIN ]] || build_etcd
+  [[ -x $HELM_BIN ]] || build_helm
+  [[ -x $KUBE_APISERVER_BIN ]] || build_kube_apiserver
+  link_path_dir
+  exec 9>&-
+}
+
+cmd_env() {
+  all_built || log "warning: binaries not built yet; run: $0 build"
+  cat <<EOF
+export KUBE_APISERVER_BIN='$KUBE_APISERVER_BIN'
+export ETCD_BIN='$ETCD_BIN'
+export HELM_BIN='$HELM_BIN'
+export KUBEBUILDER_ASSETS='$PATH_DIR'
+export PATH='$PATH_DIR':"\$PATH"
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# up / down
+# ---------------------------------------------------------------------------
+
+# A port in 20000-32767 (below Linux's ephemeral range, so outgoing
+# connections don't take it) that nothing listens on and that we have not
+# handed out yet in this run.
+declare -a USED_PORTS=()
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
+    [[ " ${USED_PORTS[*]-} " == *" $p "* ]] && continue
+    if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
+    USED_PORTS+=("$p")
+    echo "$p"
+    return 0
+  done
+  die "no free port found"
+}
+
+pid_alive() { # $1=pidfile $2=expected binary substring
+  local pid
+  [[ -s $1 ]] || return 1
+  pid=$(<"$1")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against pid reuse: the process must be the binary we started.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
+# Start "$@" detached in its own session; the child writes its own pid (the
+# pid of the exec'ed binary, even if setsid had to fork).
+start_detached() { # $1=pidfile $2=logfile rest=command
+  local pidfile=$1 logfile=$2; shift 2
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
+    >"$logfile" 2>&1 </dev/null &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && return 0
+    sleep 0.1
+  done
+  die "could not start $3"
+}
+
+tail_logs() {
+  local f
+  for f in "$@"; do
+    [[ -f $f ]] || continue
+    log "---- last lines of $f ----"
+    tail -n 40 "$f" >&2 || true
+  done
+}
+
+stop_pidfile() { # $1=pidfile $2=binary substring
+  local pidfile=$1 pat=$2 pid i
+  if pid_alive "$pidfile" "$pat"; then
+    pid=$(<"$pidfile")
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      pid_alive "$pidfile" "$pat" || break
+      sleep 0.1
+    done
+    if pid_alive "$pidfile" "$pat"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_down() {
+  local dir=${1:-}
+  [[ -n $dir ]] || usage
+  [[ -d $dir ]] || return 0
+  stop_pidfile "$dir/kube-apiserver.pid" kube-apiserver || true
+  stop_pidfile "$dir/etcd.pid" etcd || true
+  return 0
+}
+
+cmd_status() {
+  local dir=${1:-}
+  [[ -n $dir ]] || usage
+  pid_alive "$dir/etcd.pid" etcd && pid_alive "$dir/kube-apiserver.pid" kube-apiserver
+}
+
+# curl against the apiserver as admin; $1=method $2=path [$3=json body]
+api() {
+  local args=(-sS --max-time 10 --cacert "$CP_DIR/certs/apiserver.crt"
+    -H "Authorization: Bearer $ADMIN_TOKEN" -X "$1")
+  if [[ $# -ge 3 ]]; then
+    args+=(-H "Content-Type: application/json" --data-binary "$3")
+  fi
+  curl "${args[@]}" "$APISERVER_URL$2"
+}
+
+start_once() {
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port)
+  peer_port=$(free_port)
+  api_port=$(free_port)
+  APISERVER_URL="https://127.0.0.1:$api_port"
+  local etcd_url="http://127.0.0.1:$etcd_port" peer_url="http://127.0.0.1:$peer_port"
+
+  rm -rf "$CP_DIR/etcd-data" "$CP_DIR/certs"
+  start_detached "$CP_DIR/etcd.pid" "$CP_DIR/etcd.log" "$ETCD_BIN" \
+    --name=ssw \
+    --data-dir="$CP_DIR/etcd-data" \
+    --listen-client-urls="$etcd_url" --advertise-client-urls="$etcd_url" \
+    --listen-peer-urls="$peer_url" --initial-advertise-peer-urls="$peer_url" \
+    --initial-cluster="ssw=$peer_url" --initial-cluster-state=new \
+    --unsafe-no-fsync \
+    --log-level=warn
+
+  local deadline=$((SECONDS + TIMEOUT))
+  until curl -s --max-time 2 "$etcd_url/health" 2>/dev/null | grep -q '"health":"true"'; do
+    if ! pid_alive "$CP_DIR/etcd.pid" etcd; then
+      grep -q 'address already in use' "$CP_DIR/etcd.log" && return 3
+      tail_logs "$CP_DIR/etcd.log"; die "etcd exited"
+    fi
+    ((SECONDS < deadline)) || { tail_logs "$CP_DIR/etcd.log"; die "etcd not healthy after ${TIMEOUT}s"; }
+    sleep 0.2
+  done
+
+  local issuer="$APISERVER_URL"
+  # shellcheck disable=SC2206
+  local extra=(${SSW_APISERVER_EXTRA_ARGS:-})
+  start_detached "$CP_DIR/kube-apiserver.pid" "$CP_DIR/kube-apiserver.log" "$KUBE_APISERVER_BIN" \
+    --etcd-servers="$etcd_url" \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    --secure-port="$api_port" \
+    --cert-dir="$CP_DIR/certs" \
+    --authorization-mode=RBAC \
+    --anonymous-auth=true \
+    --token-auth-file="$CP_DIR/tokens.csv" \
+    --service-account-issuer="$issuer" \
+    --service-account-jwks-uri="$issuer/openid/v1/jwks" \
+    --service-account-key-file="$CP_DIR/sa.key" \
+    --service-account-signing-key-file="$CP_DIR/sa.key" \
+    --api-audiences="$issuer" \
+    --disable-admission-plugins=ServiceAccount \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --allow-privileged=true \
+    --endpoint-reconciler-type=none \
+    --profiling=false \
+    "${extra[@]}"
+
+  local out
+  until [[ -s $CP_DIR/certs/apiserver.crt ]] && out=$(api GET /readyz 2>/dev/null) && [[ $out == ok ]]; do
+    if ! pid_alive "$CP_DIR/kube-apiserver.pid" kube-apiserver; then
+      if grep -q 'address already in use' "$CP_DIR/kube-apiserver.log"; then
+        stop_pidfile "$CP_DIR/etcd.pid" etcd
+        return 3
+      fi
+      tail_logs "$CP_DIR/etcd.log" "$CP_DIR/kube-apiserver.log"; die "kube-apiserver exited"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail_logs "$CP_DIR/etcd.log" "$CP_DIR/kube-apiserver.log"
+      log "readyz: $(api GET '/readyz?verbose' 2>&1 | grep -v '^\[+\]' | tail -n 20)"
+      die "kube-apiserver not ready after ${TIMEOUT}s"
+    fi
+    sleep 0.3
+  done
+  return 0
+}
+
+cmd_up() {
+  local dir=${1:-}
+  [[ -n $dir ]] || usage
+  TIMEOUT=${SSW_CP_TIMEOUT:-120}
+  for t in curl openssl setsid ss; do
+    command -v "$t" >/dev/null || die "$t is required"
+  done
+  cmd_build
+  mkdir -p "$dir"
+  CP_DIR="$(cd "$dir" && pwd)"
+  if pid_alive "$CP_DIR/etcd.pid" etcd || pid_alive "$CP_DIR/kube-apiserver.pid" kube-apiserver; then
+    die "a control plane is already running in $CP_DIR (run: $0 down $CP_DIR)"
+  fi
+  # On any failure below, leave nothing running.
+  trap 'rc=$?; if ((rc != 0)); then cmd_down "$CP_DIR"; fi' EXIT
+
+  ADMIN_TOKEN=$(openssl rand -hex 32)
+  (umask 077
+    echo "$ADMIN_TOKEN" >"$CP_DIR/admin-token"
+    echo "$ADMIN_TOKEN,ssw-admin,ssw-admin,\"system:masters\"" >"$CP_DIR/tokens.csv"
+    [[ -s $CP_DIR/sa.key ]] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+      -out "$CP_DIR/sa.key" 2>/dev/null)
+
+  local attempt rc
+  for attempt in 1 2 3; do
+    rc=0
+    start_once || rc=$?
+    [[ $rc == 0 ]] && break
+    log "port clash, retrying (attempt $attempt)"
+    stop_pidfile "$CP_DIR/kube-apiserver.pid" kube-apiserver
+    stop_pidfile "$CP_DIR/etcd.pid" etcd
+  done
+  [[ $rc == 0 ]] || die "could not start the control plane"
+
+  # Let anyone read the service-account issuer discovery documents
+  # (/.well-known/openid-configuration, /openid/v1/jwks), like a cloud
+  # provider's public OIDC issuer.
+  local crb='{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+    "metadata":{"name":"ssw:service-account-issuer-discovery:unauthenticated"},
+    "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"system:service-account-issuer-discovery"},
+    "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":"system:unauthenticated"}]}'
+  local out
+  out=$(api POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings "$crb") \
+    || die "creating the discovery ClusterRoleBinding failed: $out"
+  grep -q '"kind": *"ClusterRoleBinding"\|AlreadyExists' <<<"$out" \
+    || die "creating the discovery ClusterRoleBinding failed: $out"
+
+  # The apiserver creates default, kube-system, kube-public and
+  # kube-node-lease itself, shortly after start; wait for them.
+  local deadline=$((SECONDS + TIMEOUT)) ns
+  for ns in default kube-system kube-public kube-node-lease; do
+    until api GET "/api/v1/namespaces/$ns" 2>/dev/null | grep -q '"phase": *"Active"'; do
+      ((SECONDS < deadline)) || die "namespace $ns did not appear"
+      sleep 0.2
+    done
+  done
+  # Wait until the anonymous discovery endpoint is readable (the RBAC
+  # authorizer's cache picks the binding up asynchronously).
+  until curl -sS --max-time 5 --cacert "$CP_DIR/certs/apiserver.crt" \
+      -o /dev/null -w '%{http_code}' "$APISERVER_URL/openid/v1/jwks" 2>/dev/null | grep -q '^200$'; do
+    ((SECONDS < deadline)) || die "/openid/v1/jwks not readable anonymously"
+    sleep 0.2
+  done
+
+  (umask 077
+    cat >"$CP_DIR/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ssw
+  cluster:
+    server: $APISERVER_URL
+    certificate-authority: $CP_DIR/certs/apiserver.crt
+users:
+- name: ssw-admin
+  user:
+    token: $ADMIN_TOKEN
+contexts:
+- name: ssw
+  context:
+    cluster: ssw
+    user: ssw-admin
+    namespace: default
+current-context: ssw
+EOF
+    cat >"$CP_DIR/env" <<EOF
+export KUBECONFIG='$CP_DIR/kubeconfig'
+export SSW_APISERVER_URL='$APISERVER_URL'
+export SSW_ADMIN_TOKEN='$ADMIN_TOKEN'
+export SSW_CP_DIR='$CP_DIR'
+EOF
+    cmd_env >>"$CP_DIR/env")
+  trap - EXIT
+  log "up: $APISERVER_URL (etcd pid $(<"$CP_DIR/etcd.pid"), kube-apiserver pid $(<"$CP_DIR/kube-apiserver.pid")); . $CP_DIR/env"
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case $cmd in
+    build) cmd_build ;;
+    env) cmd_env ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"

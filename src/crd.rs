@@ -1,0 +1,301 @@
+//! The `ScaleSetWatch` custom resource: what a user declares and what the controller reports.
+//!
+//! The schema is generated from these types; validation lives in the schema (OpenAPI and CEL)
+//! so that the API server refuses a bad spec before the controller ever sees it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Azure subscription IDs are GUIDs.
+const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/// Azure: 1-90 letters, digits, underscores, hyphens, periods and parentheses; no trailing period.
+const RESOURCE_GROUP_PATTERN: &str = r"^[-\p{L}\p{N}_.()]*[-\p{L}\p{N}_()]$";
+/// Azure: 1-64 letters, digits, underscores, periods, hyphens; starts with a letter or digit,
+/// ends with a letter, digit or underscore.
+const SCALE_SET_PATTERN: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9_])?$";
+/// A Go-style duration (`30s`, `5m`, `1h30m`), which CEL's `duration()` understands.
+const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+/// ARM api-versions look like `2024-07-01` or `2024-07-01-preview`.
+const API_VERSION_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$";
+
+/// The api-version sent when the spec names none: a current stable Compute version.
+pub const DEFAULT_API_VERSION: &str = "2024-11-01";
+pub const DEFAULT_INTERVAL: &str = "60s";
+/// Polls closer together than this burn Azure's read budget for little news.
+pub const MIN_INTERVAL_SECS: u64 = 10;
+/// Bound on `status.unhealthyInstances`, so a broken fleet cannot grow the object without end.
+pub const MAX_LISTED_UNHEALTHY: usize = 50;
+
+/// Watches the health of one Azure Virtual Machine Scale Set by polling the instance views of its VMs.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "scalesetwatch.io",
+    version = "v1alpha1",
+    kind = "ScaleSetWatch",
+    plural = "scalesetwatches",
+    shortname = "ssw",
+    namespaced,
+    status = "ScaleSetWatchStatus",
+    doc = "ScaleSetWatch polls an Azure VM Scale Set and reports the health of its instances.",
+    printcolumn(name = "Scale Set", type_ = "string", json_path = ".spec.scaleSetName"),
+    printcolumn(
+        name = "Healthy",
+        type_ = "string",
+        description = "healthy/total instances",
+        json_path = ".status.summary"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        description = "reason of the Healthy condition",
+        json_path = ".status.conditions[?(@.type==\"Healthy\")].reason"
+    ),
+    printcolumn(name = "Last Poll", type_ = "date", json_path = ".status.lastPollTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleSetWatchSpec {
+    /// ID (a UUID) of the Azure subscription that holds the scale set.
+    #[schemars(regex(pattern = UUID_PATTERN))]
+    pub subscription_id: String,
+
+    /// Resource group of the scale set: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'.
+    #[schemars(length(min = 1, max = 90), regex(pattern = RESOURCE_GROUP_PATTERN))]
+    pub resource_group: String,
+
+    /// Name of the virtual machine scale set: 1-64 letters, digits, '_', '.', '-', starting with a
+    /// letter or digit and ending with a letter, digit or '_'.
+    #[schemars(length(min = 1, max = 64), regex(pattern = SCALE_SET_PATTERN))]
+    pub scale_set_name: String,
+
+    /// How often to poll Azure, as a duration such as "60s", "5m" or "1h30m". At least 10s.
+    #[serde(default = "default_interval")]
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('10s')").message("interval must be at least 10s"))]
+    pub interval: String,
+
+    /// Microsoft.Compute api-version used for the list call (default 2024-11-01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = API_VERSION_PATTERN))]
+    pub api_version: Option<String>,
+
+    /// Azure cloud that hosts the scale set (default AzurePublic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<Cloud>,
+
+    /// Credentials to call Azure with. Without them the controller uses its own identity
+    /// (workload identity, a client secret in its environment, or managed identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+
+    /// When the scale set counts as healthy.
+    #[serde(default)]
+    pub health: HealthPolicy,
+
+    /// Stop polling while true. The last status is kept.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_interval() -> String {
+    DEFAULT_INTERVAL.to_string()
+}
+
+/// An Azure cloud.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Cloud {
+    #[default]
+    AzurePublic,
+    AzureChina,
+    AzureUSGovernment,
+}
+
+/// Where the credentials to call Azure come from.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    /// A Secret in the ScaleSetWatch's namespace with keys tenantId, clientId and clientSecret
+    /// of an Entra ID service principal.
+    pub secret_ref: SecretReference,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SecretReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A power state an instance may be in and still count as healthy.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedPowerState {
+    Running,
+    Stopped,
+    Deallocated,
+}
+
+/// When the scale set counts as healthy.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthPolicy {
+    /// The scale set is Healthy when at least this percentage of its instances is healthy (0-100, default 100).
+    #[serde(default = "default_min_healthy_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_healthy_percent: u8,
+
+    /// Power states an instance may be in and still be healthy (default: running only). A fleet that
+    /// keeps instances deallocated on purpose lists "deallocated" too.
+    #[serde(default = "default_expected_power_states")]
+    #[schemars(length(min = 1, max = 3))]
+    pub expected_power_states: Vec<ExpectedPowerState>,
+
+    /// Whether a running instance must have its VM agent reporting Ready (default true). Turn off
+    /// for images provisioned without the Azure VM agent.
+    #[serde(default = "default_true")]
+    pub require_vm_agent: bool,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            min_healthy_percent: default_min_healthy_percent(),
+            expected_power_states: default_expected_power_states(),
+            require_vm_agent: true,
+        }
+    }
+}
+
+fn default_min_healthy_percent() -> u8 {
+    100
+}
+
+fn default_expected_power_states() -> Vec<ExpectedPowerState> {
+    vec![ExpectedPowerState::Running]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What the controller observed.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleSetWatchStatus {
+    /// The spec generation this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Healthy and total instances as "healthy/total", for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+
+    /// Instance counts from the last successful poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceCounts>,
+
+    /// Percentage (rounded down) of instances that are healthy; 100 for an empty scale set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_percent: Option<u8>,
+
+    /// Totals per platform fault domain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_domains: Vec<DomainHealth>,
+
+    /// Totals per platform update domain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_domains: Vec<DomainHealth>,
+
+    /// Unhealthy instances and why, at most 50 (see unhealthyInstancesOmitted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy_instances: Vec<UnhealthyInstance>,
+
+    /// How many unhealthy instances are not listed in unhealthyInstances.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unhealthy_instances_omitted: u32,
+
+    /// When Azure was last polled successfully. Refreshed when the status changes and at least
+    /// every five minutes while polls keep succeeding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_poll_time: Option<Time>,
+
+    /// Ready: the last poll succeeded. Healthy: the health policy is met. Degraded: some instances are unhealthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Instance counts of one poll. An unhealthy instance counts once per cause.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceCounts {
+    /// All instances in the scale set.
+    pub total: u32,
+    /// Instances that meet every health rule.
+    pub healthy: u32,
+    /// Instances that break at least one health rule.
+    pub unhealthy: u32,
+    /// Instances whose power state is running.
+    pub running: u32,
+    /// Instances whose power state is stopped (still allocated).
+    pub stopped: u32,
+    /// Instances whose power state is deallocated.
+    pub deallocated: u32,
+    /// Instances starting, stopping or deallocating.
+    pub transitioning: u32,
+    /// Instances that report no power state, or an unknown one.
+    pub power_state_unknown: u32,
+    /// Instances whose provisioning failed.
+    pub provisioning_failed: u32,
+    /// Instances still being created, updated, deleted or migrated.
+    pub provisioning_in_progress: u32,
+    /// Running instances whose VM agent does not report Ready.
+    pub vm_agent_not_ready: u32,
+    /// Instances with at least one failed extension.
+    pub extensions_failed: u32,
+    /// Instances with at least one failed disk.
+    pub disks_failed: u32,
+    /// Instances whose Application Health extension reports unhealthy.
+    pub application_unhealthy: u32,
+    /// Instances for which Azure returned no instance view.
+    pub no_instance_view: u32,
+}
+
+/// Health of one fault or update domain.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainHealth {
+    /// The domain number.
+    pub domain: i32,
+    /// Instances in the domain.
+    pub total: u32,
+    /// Unhealthy instances in the domain.
+    pub unhealthy: u32,
+}
+
+/// An unhealthy instance and the reasons, in words.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnhealthyInstance {
+    /// The instance ID within the scale set.
+    pub instance_id: String,
+    /// Why the instance is unhealthy.
+    pub reasons: Vec<String>,
+}
+
+/// The CRD as YAML, exactly as committed in `crds/scalesetwatches.yaml`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&ScaleSetWatch::crd())
+}

@@ -1,0 +1,4 @@
+//! scaleset-watch: a Kubernetes controller that reports the health of Azure VM Scale Sets.
+
+pub mod crd;
+pub mod simulator;
