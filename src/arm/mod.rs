@@ -1,0 +1,3 @@
+//! Azure Resource Manager: the wire format of the list call and the client that pages through it.
+
+pub mod model;

@@ -1,0 +1,441 @@
+//! The health model: pure functions from parsed instance views to health counts and reasons.
+//!
+//! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data.
+
+use crate::arm::model::{InstanceView, ScaleSetVm, Status};
+use crate::crd::{
+    DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
+    UnhealthyInstance,
+};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A VM's power state, from its `PowerState/<state>` status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerState {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Deallocating,
+    Deallocated,
+    Unknown,
+}
+
+impl PowerState {
+    fn from_code(state: &str) -> Self {
+        match state.to_ascii_lowercase().as_str() {
+            "starting" => Self::Starting,
+            "running" => Self::Running,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            "deallocating" => Self::Deallocating,
+            "deallocated" => Self::Deallocated,
+            _ => Self::Unknown,
+        }
+    }
+
+    fn is_expected(self, expected: &[ExpectedPowerState]) -> bool {
+        expected.iter().any(|e| {
+            matches!(
+                (e, self),
+                (ExpectedPowerState::Running, Self::Running)
+                    | (ExpectedPowerState::Stopped, Self::Stopped)
+                    | (ExpectedPowerState::Deallocated, Self::Deallocated)
+            )
+        })
+    }
+}
+
+impl fmt::Display for PowerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Deallocating => "deallocating",
+            Self::Deallocated => "deallocated",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+/// One reason an instance is unhealthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    NoInstanceView {
+        flexible: bool,
+    },
+    ProvisioningFailed {
+        detail: String,
+    },
+    ProvisioningInProgress {
+        state: String,
+    },
+    UnexpectedPowerState {
+        state: PowerState,
+        expected: Vec<ExpectedPowerState>,
+    },
+    VmAgentNotReady {
+        detail: String,
+    },
+    ExtensionFailed {
+        name: String,
+        detail: String,
+    },
+    DiskFailed {
+        name: String,
+        detail: String,
+    },
+    ApplicationUnhealthy {
+        detail: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoInstanceView { flexible: false } => {
+                f.write_str("Azure returned no instance view for this instance")
+            }
+            Self::NoInstanceView { flexible: true } => f.write_str(
+                "Azure returned no instance view: the scale set uses Flexible orchestration, whose \
+                 VM list carries only resource IDs",
+            ),
+            Self::ProvisioningFailed { detail } => write!(f, "provisioning failed: {detail}"),
+            Self::ProvisioningInProgress { state } => write!(f, "provisioning {state}"),
+            Self::UnexpectedPowerState { state, expected } => {
+                let expected: Vec<&str> = expected
+                    .iter()
+                    .map(|e| match e {
+                        ExpectedPowerState::Running => "running",
+                        ExpectedPowerState::Stopped => "stopped",
+                        ExpectedPowerState::Deallocated => "deallocated",
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "power state {state} (expected {})",
+                    expected.join(" or ")
+                )
+            }
+            Self::VmAgentNotReady { detail } => write!(f, "VM agent not ready: {detail}"),
+            Self::ExtensionFailed { name, detail } => {
+                write!(f, "extension {name} failed: {detail}")
+            }
+            Self::DiskFailed { name, detail } => write!(f, "disk {name} failed: {detail}"),
+            Self::ApplicationUnhealthy { detail } => {
+                write!(f, "application health unhealthy: {detail}")
+            }
+        }
+    }
+}
+
+/// What the model concludes about one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceHealth {
+    pub instance_id: String,
+    pub power_state: PowerState,
+    pub fault_domain: Option<i32>,
+    pub update_domain: Option<i32>,
+    pub problems: Vec<Problem>,
+}
+
+impl InstanceHealth {
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What the model concludes about the scale set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetHealth {
+    pub counts: InstanceCounts,
+    /// Healthy instances in percent, rounded down; 100 when there are none.
+    pub healthy_percent: u8,
+    /// Whether `minHealthyPercent` is met.
+    pub policy_met: bool,
+    pub fault_domains: Vec<DomainHealth>,
+    pub update_domains: Vec<DomainHealth>,
+    /// The first [`MAX_LISTED_UNHEALTHY`] unhealthy instances in instance-ID order.
+    pub unhealthy: Vec<UnhealthyInstance>,
+    pub unhealthy_omitted: u32,
+}
+
+/// Judges one instance against the policy.
+pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth {
+    let instance_id = vm.display_id().to_owned();
+    let Some(view) = vm.properties.instance_view.as_ref() else {
+        return InstanceHealth {
+            instance_id,
+            power_state: PowerState::Unknown,
+            fault_domain: None,
+            update_domain: None,
+            problems: vec![Problem::NoInstanceView {
+                flexible: vm.properties.virtual_machine_resource_id.is_some(),
+            }],
+        };
+    };
+
+    let mut problems = Vec::new();
+    if let Some(p) = provisioning_problem(vm, view) {
+        problems.push(p);
+    }
+
+    let power_state = view
+        .statuses
+        .iter()
+        .find_map(|s| code_suffix(s.code(), "PowerState/"))
+        .map(PowerState::from_code)
+        .unwrap_or(PowerState::Unknown);
+    if !power_state.is_expected(&policy.expected_power_states) {
+        problems.push(Problem::UnexpectedPowerState {
+            state: power_state,
+            expected: policy.expected_power_states.clone(),
+        });
+    }
+
+    // The agent and the application only report from a running VM; a stopped one that the
+    // policy accepts is not faulted twice for their silence.
+    if power_state == PowerState::Running {
+        if policy.require_vm_agent
+            && let Some(detail) = vm_agent_problem(view)
+        {
+            problems.push(Problem::VmAgentNotReady { detail });
+        }
+        if let Some(status) = view.vm_health.as_ref().and_then(|h| h.status.as_ref())
+            && code_suffix(status.code(), "HealthState/")
+                .is_some_and(|s| s.eq_ignore_ascii_case("unhealthy"))
+        {
+            problems.push(Problem::ApplicationUnhealthy {
+                detail: describe(status, "the Application Health extension reports unhealthy"),
+            });
+        }
+    }
+
+    for ext in &view.extensions {
+        if let Some(status) = ext.statuses.iter().find(|s| is_failure(s)) {
+            problems.push(Problem::ExtensionFailed {
+                name: ext
+                    .name
+                    .clone()
+                    .or_else(|| ext.kind.clone())
+                    .unwrap_or_else(|| "(unnamed)".into()),
+                detail: describe(status, "failed"),
+            });
+        }
+    }
+    if let Some(agent) = &view.vm_agent {
+        for handler in &agent.extension_handlers {
+            if let Some(status) = handler.status.as_ref().filter(|s| is_failure(s)) {
+                let name = handler.kind.clone().unwrap_or_else(|| "(unnamed)".into());
+                // A failed extension is reported by its own name, not again through its handler.
+                let already = view.extensions.iter().any(|e| {
+                    e.kind.as_deref() == Some(name.as_str()) && e.statuses.iter().any(is_failure)
+                });
+                if !already {
+                    problems.push(Problem::ExtensionFailed {
+                        name,
+                        detail: describe(status, "handler failed"),
+                    });
+                }
+            }
+        }
+    }
+    for disk in &view.disks {
+        if let Some(status) = disk.statuses.iter().find(|s| is_failure(s)) {
+            problems.push(Problem::DiskFailed {
+                name: disk.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+                detail: describe(status, "failed"),
+            });
+        }
+    }
+
+    InstanceHealth {
+        instance_id,
+        power_state,
+        fault_domain: view.platform_fault_domain,
+        update_domain: view.update_domain(),
+        problems,
+    }
+}
+
+/// Judges the whole scale set.
+pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
+    let mut counts = InstanceCounts::default();
+    let mut fault: BTreeMap<i32, DomainHealth> = BTreeMap::new();
+    let mut update: BTreeMap<i32, DomainHealth> = BTreeMap::new();
+    let mut unhealthy = Vec::new();
+
+    for vm in vms {
+        let health = assess_instance(vm, policy);
+        counts.total += 1;
+        match health.power_state {
+            PowerState::Running => counts.running += 1,
+            PowerState::Stopped => counts.stopped += 1,
+            PowerState::Deallocated => counts.deallocated += 1,
+            PowerState::Starting | PowerState::Stopping | PowerState::Deallocating => {
+                counts.transitioning += 1
+            }
+            PowerState::Unknown => counts.power_state_unknown += 1,
+        }
+        let healthy = health.is_healthy();
+        if healthy {
+            counts.healthy += 1;
+        } else {
+            counts.unhealthy += 1;
+        }
+        count_causes(&mut counts, &health.problems);
+        for (domain, map) in [
+            (health.fault_domain, &mut fault),
+            (health.update_domain, &mut update),
+        ] {
+            if let Some(d) = domain {
+                let entry = map.entry(d).or_insert_with(|| DomainHealth {
+                    domain: d,
+                    ..DomainHealth::default()
+                });
+                entry.total += 1;
+                if !healthy {
+                    entry.unhealthy += 1;
+                }
+            }
+        }
+        if !healthy {
+            unhealthy.push(UnhealthyInstance {
+                instance_id: health.instance_id,
+                reasons: health.problems.iter().map(ToString::to_string).collect(),
+            });
+        }
+    }
+
+    unhealthy.sort_by(|a, b| instance_order(&a.instance_id, &b.instance_id));
+    let omitted = unhealthy.len().saturating_sub(MAX_LISTED_UNHEALTHY);
+    unhealthy.truncate(MAX_LISTED_UNHEALTHY);
+
+    let healthy_percent = if counts.total == 0 {
+        100
+    } else {
+        // At most 100, so the narrowing cannot lose anything.
+        (u64::from(counts.healthy) * 100 / u64::from(counts.total)) as u8
+    };
+    let policy_met = u64::from(counts.healthy) * 100
+        >= u64::from(policy.min_healthy_percent) * u64::from(counts.total);
+
+    FleetHealth {
+        counts,
+        healthy_percent,
+        policy_met,
+        fault_domains: fault.into_values().collect(),
+        update_domains: update.into_values().collect(),
+        unhealthy,
+        unhealthy_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
+    }
+}
+
+fn count_causes(counts: &mut InstanceCounts, problems: &[Problem]) {
+    let has = |f: fn(&Problem) -> bool| u32::from(problems.iter().any(f));
+    counts.no_instance_view += has(|p| matches!(p, Problem::NoInstanceView { .. }));
+    counts.provisioning_failed += has(|p| matches!(p, Problem::ProvisioningFailed { .. }));
+    counts.provisioning_in_progress += has(|p| matches!(p, Problem::ProvisioningInProgress { .. }));
+    counts.vm_agent_not_ready += has(|p| matches!(p, Problem::VmAgentNotReady { .. }));
+    counts.extensions_failed += has(|p| matches!(p, Problem::ExtensionFailed { .. }));
+    counts.disks_failed += has(|p| matches!(p, Problem::DiskFailed { .. }));
+    counts.application_unhealthy += has(|p| matches!(p, Problem::ApplicationUnhealthy { .. }));
+}
+
+/// Numeric instance IDs sort as numbers (2 before 10); others after them, as text.
+fn instance_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// The instance view's `ProvisioningState/...` status is more detailed than
+/// `properties.provisioningState`, so it wins when present.
+fn provisioning_problem(vm: &ScaleSetVm, view: &InstanceView) -> Option<Problem> {
+    let from_view = view
+        .statuses
+        .iter()
+        .find(|s| code_suffix(s.code(), "ProvisioningState/").is_some());
+    let (state, status) = match from_view {
+        Some(s) => {
+            let rest = code_suffix(s.code(), "ProvisioningState/").unwrap_or("");
+            (rest.split('/').next().unwrap_or("").to_owned(), Some(s))
+        }
+        None => (vm.properties.provisioning_state.clone()?, None),
+    };
+    match state.to_ascii_lowercase().as_str() {
+        "succeeded" => None,
+        "failed" => Some(Problem::ProvisioningFailed {
+            detail: status.map_or_else(
+                || "ProvisioningState is Failed".into(),
+                |s| describe(s, "failed"),
+            ),
+        }),
+        "creating" | "updating" | "deleting" | "migrating" => {
+            Some(Problem::ProvisioningInProgress {
+                state: state.to_ascii_lowercase(),
+            })
+        }
+        // An unknown state is not evidence of a fault.
+        _ => None,
+    }
+}
+
+fn vm_agent_problem(view: &InstanceView) -> Option<String> {
+    let Some(agent) = &view.vm_agent else {
+        return Some("the VM agent reports no status".into());
+    };
+    let ready = agent.statuses.iter().any(|s| {
+        code_suffix(s.code(), "ProvisioningState/")
+            .is_some_and(|r| r.eq_ignore_ascii_case("succeeded"))
+    });
+    if ready {
+        return None;
+    }
+    Some(match agent.statuses.first() {
+        Some(s) => describe(s, "not ready"),
+        None => "the VM agent reports no status".into(),
+    })
+}
+
+/// A status reports a failure when its level is Error or its code is `ProvisioningState/failed...`.
+fn is_failure(status: &Status) -> bool {
+    status.is_error_level()
+        || code_suffix(status.code(), "ProvisioningState/").is_some_and(|r| {
+            r.split('/')
+                .next()
+                .is_some_and(|s| s.eq_ignore_ascii_case("failed"))
+        })
+}
+
+/// The part of `code` after `prefix`, compared case-insensitively.
+fn code_suffix<'a>(code: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = code.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &code[prefix.len()..])
+}
+
+/// The most telling words of a status: its message, else its display status, else its code.
+fn describe(status: &Status, fallback: &str) -> String {
+    let message = status
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let display = status
+        .display_status
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    match (display, message) {
+        (_, Some(m)) => m.to_owned(),
+        (Some(d), None) => d.to_owned(),
+        (None, None) => status.code.clone().unwrap_or_else(|| fallback.to_owned()),
+    }
+}

@@ -1,0 +1,197 @@
+//! Every official example response parses, and aggregates to what a person reading it expects.
+
+use scaleset_watch::arm::model::{InstanceView, ScaleSetVm, VmListPage, VmProperties, parse_page};
+use scaleset_watch::crd::{DomainHealth, HealthPolicy, InstanceCounts};
+use scaleset_watch::health::{FleetHealth, assess};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/arm-examples")
+}
+
+fn page(name: &str) -> VmListPage {
+    let body = std::fs::read(fixtures().join(name)).expect("fixture exists");
+    parse_page(&body).expect("example parses")
+}
+
+fn fleet(name: &str) -> FleetHealth {
+    assess(&page(name).value, &HealthPolicy::default())
+}
+
+#[test]
+fn fixtures_cover_every_shared_example() {
+    // The shared folder sits beside the checkout (locally and in CI); a new example there must
+    // be copied here and given expectations below.
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/arm-examples");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        return;
+    };
+    for entry in entries {
+        let name = entry.expect("readable dir").file_name();
+        assert!(
+            fixtures().join(&name).exists(),
+            "{name:?} is in ../shared/arm-examples but not in tests/fixtures/arm-examples"
+        );
+    }
+}
+
+#[test]
+fn seed_2017_instance_has_failed_provisioning_and_extension() {
+    let p = page("seed-2017-03-30-list-instance-views.json");
+    assert_eq!(p.next_link, None);
+    let view = p.value[0]
+        .properties
+        .instance_view
+        .as_ref()
+        .expect("instance view");
+    assert_eq!(
+        view.update_domain(),
+        Some(5),
+        "string platformUpgradeDomain is read"
+    );
+    assert_eq!(view.platform_fault_domain, Some(2));
+
+    let f = fleet("seed-2017-03-30-list-instance-views.json");
+    assert_eq!(
+        f.counts,
+        InstanceCounts {
+            total: 1,
+            unhealthy: 1,
+            running: 1,
+            provisioning_failed: 1,
+            extensions_failed: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(f.healthy_percent, 0);
+    assert!(!f.policy_met);
+    assert_eq!(f.unhealthy[0].instance_id, "1");
+    assert_eq!(
+        f.unhealthy[0].reasons,
+        vec![
+            "provisioning failed: VM Agent provisioning failed".to_string(),
+            "extension mydomainjoinscript failed: Script exited with code -1".to_string(),
+        ]
+    );
+    assert_eq!(
+        f.fault_domains,
+        vec![DomainHealth {
+            domain: 2,
+            total: 1,
+            unhealthy: 1
+        }]
+    );
+    assert_eq!(
+        f.update_domains,
+        vec![DomainHealth {
+            domain: 5,
+            total: 1,
+            unhealthy: 1
+        }]
+    );
+}
+
+#[test]
+fn maximum_set_filler_values_parse_and_count_as_unknown_power_state() {
+    let p = page("VirtualMachineScaleSetVM_List_MaximumSet_Gen.json");
+    assert_eq!(
+        p.next_link.as_deref(),
+        Some("a://example.com/aaaaaaaaaaaaaa")
+    );
+    let vm = &p.value[0];
+    assert_eq!(vm.display_id(), "aaaaaaaaaaaa");
+    assert_eq!(
+        vm.properties.provisioning_state.as_deref(),
+        Some("Succeeded")
+    );
+    let view = vm.properties.instance_view.as_ref().expect("instance view");
+    assert_eq!(view.update_domain(), Some(23));
+    assert_eq!(view.platform_fault_domain, Some(14));
+    assert_eq!(view.extensions.len(), 1);
+    assert_eq!(view.disks.len(), 1);
+
+    // No PowerState status at all: the filler codes say nothing, so the instance cannot be
+    // called running, and nothing else is held against it.
+    let f = fleet("VirtualMachineScaleSetVM_List_MaximumSet_Gen.json");
+    assert_eq!(
+        f.counts,
+        InstanceCounts {
+            total: 1,
+            unhealthy: 1,
+            power_state_unknown: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        f.unhealthy[0].reasons,
+        vec!["power state unknown (expected running)".to_string()]
+    );
+}
+
+#[test]
+fn minimum_set_has_no_instance_view_and_takes_its_id_from_the_resource_id() {
+    let f = fleet("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json");
+    assert_eq!(
+        f.counts,
+        InstanceCounts {
+            total: 1,
+            unhealthy: 1,
+            power_state_unknown: 1,
+            no_instance_view: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(f.unhealthy[0].instance_id, "0");
+    assert!(f.fault_domains.is_empty());
+}
+
+#[test]
+fn flexible_list_items_are_counted_without_instance_view_and_say_why() {
+    let f = fleet("VirtualMachineScaleSetVM_List_WithVirtualMachineResourceId.json");
+    assert_eq!(f.counts.total, 2);
+    assert_eq!(f.counts.no_instance_view, 2);
+    assert_eq!(f.unhealthy[0].instance_id, "{vmss-flex-vm-name}_1");
+    assert!(
+        f.unhealthy[0].reasons[0].contains("Flexible orchestration"),
+        "{:?}",
+        f.unhealthy[0]
+    );
+}
+
+#[test]
+fn recorded_real_instance_view_is_healthy() {
+    let body = std::fs::read(
+        fixtures()
+            .join("cloud-provider-azure_AZURECLOUD_VirtualMachineScaleSetVMs_GetInstanceView.json"),
+    )
+    .expect("fixture exists");
+    let view: InstanceView = serde_json::from_slice(&body).expect("instance view parses");
+    let vm = ScaleSetVm {
+        instance_id: Some("0".into()),
+        properties: VmProperties {
+            instance_view: Some(view),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f = assess(&[vm], &HealthPolicy::default());
+    assert_eq!(
+        f.counts,
+        InstanceCounts {
+            total: 1,
+            healthy: 1,
+            running: 1,
+            ..Default::default()
+        }
+    );
+    assert!(f.policy_met);
+    assert_eq!(f.healthy_percent, 100);
+    assert_eq!(
+        f.fault_domains,
+        vec![DomainHealth {
+            domain: 0,
+            total: 1,
+            unhealthy: 0
+        }]
+    );
+}
