@@ -58,7 +58,11 @@ pub const MAX_LISTED_UNHEALTHY: usize = 50;
         json_path = ".status.conditions[?(@.type==\"Healthy\")].reason"
     ),
     printcolumn(name = "Last Poll", type_ = "date", json_path = ".status.lastPollTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleSetWatchSpec {
@@ -109,7 +113,9 @@ fn default_interval() -> String {
 }
 
 /// An Azure cloud.
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
+)]
 pub enum Cloud {
     #[default]
     AzurePublic,
