@@ -29,6 +29,8 @@ pub const MIN_INTERVAL_SECS: u64 = 10;
 pub const MAX_LISTED_UNHEALTHY: usize = 50;
 
 /// Watches the health of one Azure Virtual Machine Scale Set by polling the instance views of its VMs.
+// Printer columns repeat `type_ = ...` by design; clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "scalesetwatch.io",
@@ -304,4 +306,93 @@ pub struct UnhealthyInstance {
 /// The CRD as YAML, exactly as committed in `crds/scalesetwatches.yaml`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(&ScaleSetWatch::crd())
+}
+
+/// Parses a Go-style duration as the schema admits it (`90s`, `1m30s`, `1.5h`, `500ms`).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (0.001, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return None;
+        };
+        total += value * unit;
+        rest = &rest[len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
+impl ScaleSetWatchSpec {
+    /// The poll interval; a value the schema should have refused reads as the default.
+    pub fn interval(&self) -> std::time::Duration {
+        parse_duration(&self.interval)
+            .filter(|d| d.as_secs() >= MIN_INTERVAL_SECS)
+            .unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("5d"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let committed = include_str!("../crds/scalesetwatches.yaml");
+        let generated = crd_yaml().expect("CRD serializes");
+        assert!(
+            committed == generated,
+            "crds/scalesetwatches.yaml is stale: run `cargo run -q -- crd > crds/scalesetwatches.yaml`"
+        );
+    }
+
+    #[test]
+    fn spec_defaults_fill_in_when_omitted() {
+        let spec: ScaleSetWatchSpec = serde_json::from_value(serde_json::json!({
+            "subscriptionId": "00000000-0000-0000-0000-000000000000",
+            "resourceGroup": "rg",
+            "scaleSetName": "web"
+        }))
+        .expect("minimal spec parses");
+        assert_eq!(spec.interval(), Duration::from_secs(60));
+        assert_eq!(spec.api_version(), DEFAULT_API_VERSION);
+        assert_eq!(spec.health, HealthPolicy::default());
+        assert_eq!(spec.health.min_healthy_percent, 100);
+        assert_eq!(
+            spec.health.expected_power_states,
+            vec![ExpectedPowerState::Running]
+        );
+        assert!(!spec.suspend);
+    }
 }

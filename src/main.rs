@@ -1,4 +1,20 @@
+//! Binary wiring: command line, logging, and the long-running controller process.
+
 use clap::{Parser, Subcommand};
+use scaleset_watch::arm::client::{ArmClient, Limits};
+use scaleset_watch::azure::{self, EndpointOverrides};
+use scaleset_watch::crd::Cloud;
+use scaleset_watch::leader::{LeaderElector, LeaseConfig};
+use scaleset_watch::metrics::Metrics;
+use scaleset_watch::poller::Poller;
+use scaleset_watch::reconciler::{self, Context, Scope};
+use scaleset_watch::server::{self, ServerState};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tracing::{error, info};
 
 /// Watches the health of Azure Virtual Machine Scale Sets from Kubernetes.
 #[derive(Parser, Debug)]
@@ -10,10 +26,95 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Judge one scale set (live, or from saved list responses) and print the status.
+    Check(scaleset_watch::check::Args),
     /// Print the ScaleSetWatch CustomResourceDefinition as YAML.
     Crd,
     /// Run the ARM simulator: a stand-in for Azure Resource Manager and Entra ID on loopback.
     Simulate(scaleset_watch::simulator::Args),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "SSW_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Cloud of the watches that name none.
+    #[arg(long, env = "SSW_CLOUD", value_parser = parse_cloud, default_value = "AzurePublic")]
+    cloud: Cloud,
+    /// ARM endpoint for every cloud, instead of Azure's (for the simulator).
+    #[arg(long, env = "SSW_ARM_ENDPOINT")]
+    arm_endpoint: Option<url::Url>,
+    /// Entra ID authority for every cloud, instead of Azure's (for the simulator).
+    #[arg(long, env = "AZURE_AUTHORITY_HOST")]
+    authority_host: Option<url::Url>,
+    /// Extra CA bundle (PEM) to trust for ARM and Entra ID.
+    #[arg(long, env = "SSW_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "SSW_NAMESPACE")]
+    namespace: Option<String>,
+    /// Watch only ScaleSetWatches matching this label selector.
+    #[arg(long, env = "SSW_LABEL_SELECTOR")]
+    label_selector: Option<String>,
+    /// Whether ScaleSetWatches may name a Secret with their own credentials.
+    #[arg(long, env = "SSW_ALLOW_SECRET_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_secret_credentials: bool,
+    /// Elect a leader through a Lease, so that several replicas are safe.
+    #[arg(long, env = "SSW_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    #[arg(long, env = "SSW_LEASE_NAME", default_value = "scaleset-watch")]
+    lease_name: String,
+    /// Namespace of the Lease (the controller's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's name in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    #[arg(long, env = "SSW_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "SSW_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// Log level or tracing filter (e.g. info, debug, scaleset_watch=debug).
+    #[arg(long, env = "SSW_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_cloud(s: &str) -> Result<Cloud, String> {
+    match s {
+        "AzurePublic" => Ok(Cloud::AzurePublic),
+        "AzureChina" => Ok(Cloud::AzureChina),
+        "AzureUSGovernment" => Ok(Cloud::AzureUSGovernment),
+        other => Err(format!(
+            "unknown cloud {other:?}: expected AzurePublic, AzureChina or AzureUSGovernment"
+        )),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("invalid log level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -25,5 +126,140 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => scaleset_watch::simulator::main(args).await,
+        Command::Check(args) => {
+            let code = scaleset_watch::check::run(args).await;
+            std::process::exit(code);
+        }
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format, &args.log_level)?;
+    let client = kube::Client::try_default().await?;
+    let http = azure::http_client(args.ca_file.as_deref())?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+    info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    let app = server::router(ServerState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("scaleset-watch-{}", std::process::id()));
+    let poller = Poller::new(
+        ArmClient::new(http.clone(), Limits::default()).with_observer(metrics.clone()),
+        http,
+        EndpointOverrides {
+            arm: args.arm_endpoint.clone(),
+            authority: args.authority_host.clone(),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        poller,
+        metrics,
+        kube::runtime::events::Reporter {
+            controller: "scaleset-watch".into(),
+            instance: Some(identity.clone()),
+        },
+        args.cloud,
+        args.allow_secret_credentials,
+    ));
+    let scope = Scope {
+        namespace: args.namespace.clone(),
+        label_selector: args.label_selector.clone(),
+    };
+
+    let elector = args.leader_elect.then(|| {
+        LeaderElector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
+                renew_interval: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
+            },
+        )
+    });
+
+    if let Some(elector) = &elector {
+        // A standby is ready: it is doing its job, which is waiting.
+        ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown_signal() => return Ok(()),
+        }
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller = tokio::spawn(reconciler::run(ctx, scope, async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
+    ready.store(true, Ordering::Relaxed);
+    info!("controller running");
+
+    let lost_lease = async {
+        match &elector {
+            Some(e) => e.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    let lease_lost = tokio::select! {
+        () = shutdown_signal() => { info!("shutting down"); false }
+        () = lost_lease => { error!("leadership lost; stopping"); true }
+    };
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    // In-flight reconciles get a bounded time to finish; polls are idempotent, so abandoning one is safe.
+    if tokio::time::timeout(Duration::from_secs(20), controller)
+        .await
+        .is_err()
+    {
+        info!("abandoned in-flight reconciles");
+    }
+    if let Some(elector) = &elector
+        && !lease_lost
+    {
+        elector.release().await;
+    }
+    if lease_lost {
+        anyhow::bail!("lost the leader lease");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }

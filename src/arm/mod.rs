@@ -1,3 +1,4 @@
 //! Azure Resource Manager: the wire format of the list call and the client that pages through it.
 
+pub mod client;
 pub mod model;

@@ -1,0 +1,422 @@
+//! The ARM client: lists a scale set's VM instance views, page by page, within Azure's budget.
+
+use super::model::{ScaleSetVm, parse_page};
+use azure_core::credentials::TokenCredential;
+use rand::RngExt;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use url::Url;
+
+/// The scale set to list, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScaleSetRef {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub scale_set_name: String,
+    pub api_version: String,
+}
+
+impl ScaleSetRef {
+    /// The first page's URL under `arm`.
+    pub fn list_url(&self, arm: &Url) -> Result<Url, ArmError> {
+        let mut url = arm.clone();
+        {
+            let mut segments = url.path_segments_mut().map_err(|()| {
+                ArmError::InvalidResponse(format!("ARM endpoint {arm} cannot be a base URL"))
+            })?;
+            segments.pop_if_empty().extend([
+                "subscriptions",
+                &self.subscription_id,
+                "resourceGroups",
+                &self.resource_group,
+                "providers",
+                "Microsoft.Compute",
+                "virtualMachineScaleSets",
+                &self.scale_set_name,
+                "virtualMachines",
+            ]);
+        }
+        url.query_pairs_mut()
+            .append_pair("$expand", "instanceView")
+            .append_pair("$select", "instanceView")
+            .append_pair("api-version", &self.api_version);
+        Ok(url)
+    }
+}
+
+/// Why a list call failed. Messages carry ARM's own words but never a token or secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArmError {
+    #[error("could not get an Azure access token: {0}")]
+    Authentication(String),
+    #[error("ARM answered HTTP {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("throttled by ARM ({code}); next request allowed in {}s", retry_after.as_secs())]
+    Throttled { retry_after: Duration, code: String },
+    #[error("ARM did not answer: {0}")]
+    Unavailable(String),
+    #[error("invalid response from ARM: {0}")]
+    InvalidResponse(String),
+}
+
+impl ArmError {
+    /// The `Ready` condition reason for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Authentication(_) => "AuthenticationFailed",
+            Self::Api { status: 401, .. } => "AuthenticationFailed",
+            Self::Api { status: 403, .. } => "Forbidden",
+            Self::Api { status: 404, .. } => "ScaleSetNotFound",
+            Self::Api { status, .. } if *status >= 500 => "AzureUnavailable",
+            Self::Api { .. } => "InvalidRequest",
+            Self::Throttled { .. } => "Throttled",
+            Self::Unavailable(_) => "AzureUnavailable",
+            Self::InvalidResponse(_) => "InvalidResponse",
+        }
+    }
+
+    /// When the same call may be sent again, if ARM said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on retries and on what a response may cost us.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Attempts per page for 5xx, timeouts and short throttles.
+    pub attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A 429 asking for at most this long is waited out inside the call; a longer one ends it.
+    pub max_inline_throttle_wait: Duration,
+    pub max_page_bytes: usize,
+    pub max_pages: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            max_inline_throttle_wait: Duration::from_secs(10),
+            max_page_bytes: 32 << 20,
+            max_pages: 10_000,
+        }
+    }
+}
+
+/// Something that wants to know about every ARM request (metrics).
+pub trait RequestObserver: Send + Sync {
+    /// `status` is `None` when no response arrived.
+    fn observe(&self, status: Option<u16>, elapsed: Duration);
+    fn throttled(&self) {}
+}
+
+pub struct ArmClient {
+    http: reqwest::Client,
+    limits: Limits,
+    /// Per ARM host and subscription: no request before this instant. After a 429 ARM throttles
+    /// every early request again, so we fail fast locally instead (as cloud-provider-azure does).
+    throttled_until: Mutex<HashMap<(String, String), Instant>>,
+    observer: Option<std::sync::Arc<dyn RequestObserver>>,
+}
+
+impl ArmClient {
+    pub fn new(http: reqwest::Client, limits: Limits) -> Self {
+        Self {
+            http,
+            limits,
+            throttled_until: Mutex::default(),
+            observer: None,
+        }
+    }
+
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Lists every VM of the scale set with its instance view, following every nextLink.
+    pub async fn list_instance_views(
+        &self,
+        arm: &Url,
+        target: &ScaleSetRef,
+        credential: &dyn TokenCredential,
+        scope: &str,
+    ) -> Result<Vec<ScaleSetVm>, ArmError> {
+        let gate_key = (
+            arm.host_str().unwrap_or("").to_ascii_lowercase(),
+            target.subscription_id.to_ascii_lowercase(),
+        );
+        let mut url = target.list_url(arm)?;
+        let mut seen = HashSet::new();
+        let mut vms = Vec::new();
+        loop {
+            if !seen.insert(url.to_string()) {
+                return Err(ArmError::InvalidResponse(format!(
+                    "nextLink loops back to a page already read ({})",
+                    redact_query(&url)
+                )));
+            }
+            if seen.len() > self.limits.max_pages {
+                return Err(ArmError::InvalidResponse(format!(
+                    "more than {} pages",
+                    self.limits.max_pages
+                )));
+            }
+            let body = self.get_page(&url, &gate_key, credential, scope).await?;
+            let page = parse_page(&body)
+                .map_err(|e| ArmError::InvalidResponse(format!("page is not valid JSON: {e}")))?;
+            vms.extend(page.value);
+            match page.next_link.filter(|l| !l.is_empty()) {
+                Some(next) => url = validate_next_link(arm, &next)?,
+                None => return Ok(vms),
+            }
+        }
+    }
+
+    async fn get_page(
+        &self,
+        url: &Url,
+        gate_key: &(String, String),
+        credential: &dyn TokenCredential,
+        scope: &str,
+    ) -> Result<Vec<u8>, ArmError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(wait) = self.throttle_remaining(gate_key) {
+                return Err(ArmError::Throttled {
+                    retry_after: wait,
+                    code: "ThrottledLocally".into(),
+                });
+            }
+            let token = credential
+                .get_token(&[scope], None)
+                .await
+                .map_err(|e| ArmError::Authentication(e.to_string()))?;
+            let started = Instant::now();
+            let sent = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.token.secret())
+                .header("accept", "application/json")
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    self.observe(None, started.elapsed());
+                    let err = ArmError::Unavailable(describe_transport_error(&e));
+                    if attempt < self.limits.attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            if status == 200 {
+                let body = read_capped(response, self.limits.max_page_bytes).await;
+                self.observe(Some(status), started.elapsed());
+                match body {
+                    Ok(b) => return Ok(b),
+                    Err(ReadError::TooLarge) => {
+                        return Err(ArmError::InvalidResponse(format!(
+                            "page larger than {} MiB",
+                            self.limits.max_page_bytes >> 20
+                        )));
+                    }
+                    Err(ReadError::Transport(e)) if attempt < self.limits.attempts => {
+                        tracing::debug!(error = %e, "reading a page failed; retrying");
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    Err(ReadError::Transport(e)) => return Err(ArmError::Unavailable(e)),
+                }
+            }
+            let body = read_capped(response, 64 << 10).await.unwrap_or_default();
+            self.observe(Some(status), started.elapsed());
+            let (code, message) = parse_error_body(&body);
+            if status == 429 {
+                if let Some(o) = &self.observer {
+                    o.throttled();
+                }
+                // Without Retry-After ARM's own guidance is to wait; a minute is conservative.
+                let wait = retry_after.unwrap_or(Duration::from_secs(60));
+                if wait <= self.limits.max_inline_throttle_wait && attempt < self.limits.attempts {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                self.close_gate(gate_key, wait);
+                return Err(ArmError::Throttled {
+                    retry_after: wait,
+                    code: code.unwrap_or_else(|| "TooManyRequests".into()),
+                });
+            }
+            let err = ArmError::Api {
+                status,
+                code: code.unwrap_or_else(|| format!("HTTP{status}")),
+                message: message.unwrap_or_else(|| "(no message)".into()),
+            };
+            if status >= 500 && attempt < self.limits.attempts {
+                let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                tokio::time::sleep(wait.min(self.limits.backoff_max)).await;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    fn observe(&self, status: Option<u16>, elapsed: Duration) {
+        if let Some(o) = &self.observer {
+            o.observe(status, elapsed);
+        }
+    }
+
+    /// Exponential backoff with full jitter over the upper half, so that retries of several
+    /// controllers do not arrive together.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .limits
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.limits.backoff_max);
+        exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    fn throttle_remaining(&self, key: &(String, String)) -> Option<Duration> {
+        let gates = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        gates
+            .get(key)
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    fn close_gate(&self, key: &(String, String), wait: Duration) {
+        let mut gates = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let until = Instant::now() + wait;
+        let entry = gates.entry(key.clone()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Transport(String),
+}
+
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(ReadError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(ReadError::Transport(describe_transport_error(&e))),
+        }
+    }
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display names the URL (no credentials in it); the source says what went wrong.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    format!("{kind}: {detail}")
+}
+
+/// ARM's error body: `{"error":{"code":"...","message":"..."}}`. Anything else yields `None`s.
+pub fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Inner>,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error: Some(inner) }) => (inner.code, inner.message),
+        _ => (None, None),
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A nextLink must stay on the ARM endpoint's scheme, host and port: the bearer token goes
+/// with it, and must never be sent anywhere else.
+pub fn validate_next_link(arm: &Url, next: &str) -> Result<Url, ArmError> {
+    let url = arm
+        .join(next)
+        .map_err(|e| ArmError::InvalidResponse(format!("nextLink is not a URL: {e}")))?;
+    let same_origin = url.scheme() == arm.scheme()
+        && url.host_str().map(str::to_ascii_lowercase)
+            == arm.host_str().map(str::to_ascii_lowercase)
+        && url.port_or_known_default() == arm.port_or_known_default();
+    if !same_origin {
+        return Err(ArmError::InvalidResponse(format!(
+            "nextLink points to {}://{}, not to the ARM endpoint {}; refusing to send the token there",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            arm.origin().ascii_serialization()
+        )));
+    }
+    Ok(url)
+}
+
+/// A URL for messages, without its query (skip tokens are opaque and long).
+fn redact_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}

@@ -1,0 +1,188 @@
+//! Azure clouds, the HTTP client shared by ARM and Entra ID calls, and token credentials.
+
+use crate::crd::Cloud;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, Transport};
+use azure_identity::{
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// Where a cloud's ARM and Entra ID live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    pub arm: Url,
+    pub authority: Url,
+    /// The OAuth scope of an ARM token.
+    pub scope: String,
+}
+
+/// Overrides that point the controller at a stand-in for Azure (the simulator).
+#[derive(Clone, Debug, Default)]
+pub struct EndpointOverrides {
+    pub arm: Option<Url>,
+    pub authority: Option<Url>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AzureSetupError {
+    #[error("cannot read CA bundle {path}: {source}")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("CA bundle {path} holds no usable PEM certificate: {source}")]
+    CaPem {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("cannot set up Azure credentials: {0}")]
+    Credential(azure_core::Error),
+}
+
+pub fn endpoints(cloud: Cloud, overrides: &EndpointOverrides) -> CloudEndpoints {
+    let (arm, authority, scope) = match cloud {
+        Cloud::AzurePublic => (
+            "https://management.azure.com/",
+            "https://login.microsoftonline.com/",
+            "https://management.core.windows.net/.default",
+        ),
+        Cloud::AzureChina => (
+            "https://management.chinacloudapi.cn/",
+            "https://login.chinacloudapi.cn/",
+            "https://management.core.chinacloudapi.cn/.default",
+        ),
+        Cloud::AzureUSGovernment => (
+            "https://management.usgovcloudapi.net/",
+            "https://login.microsoftonline.us/",
+            "https://management.core.usgovcloudapi.net/.default",
+        ),
+    };
+    let parse = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL {s}"));
+    CloudEndpoints {
+        arm: overrides.arm.clone().unwrap_or_else(|| parse(arm)),
+        authority: overrides
+            .authority
+            .clone()
+            .unwrap_or_else(|| parse(authority)),
+        scope: scope.to_owned(),
+    }
+}
+
+/// The one HTTP client for ARM and Entra ID. It trusts the system roots plus an optional extra
+/// CA bundle; there is deliberately no way to turn verification off.
+pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, AzureSetupError> {
+    // reqwest is built without a default crypto provider; kube already links ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("scaleset-watch/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|source| AzureSetupError::CaFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            AzureSetupError::CaPem {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(AzureSetupError::Client)
+}
+
+fn client_options(http: &reqwest::Client, authority: &Url) -> ClientOptions {
+    let mut cloud = CustomConfiguration::default();
+    cloud.authority_host = authority.as_str().trim_end_matches('/').to_owned();
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http.clone()))),
+        cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
+        ..Default::default()
+    }
+}
+
+/// A service principal's client secret, as read from a Secret.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClientSecret {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecret")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn client_secret_credential(
+    http: &reqwest::Client,
+    authority: &Url,
+    secret: &ClientSecret,
+) -> Result<Arc<dyn TokenCredential>, AzureSetupError> {
+    let cred = ClientSecretCredential::new(
+        &secret.tenant_id,
+        secret.client_id.clone(),
+        Secret::new(secret.client_secret.clone()),
+        Some(ClientSecretCredentialOptions {
+            client_options: client_options(http, authority),
+        }),
+    )
+    .map_err(AzureSetupError::Credential)?;
+    Ok(cred)
+}
+
+/// The controller's own identity, chosen from its environment the way the AKS webhooks and
+/// Azure SDKs expect: workload identity when a federated token file is mounted, a client
+/// secret when one is in the environment, else managed identity.
+pub fn ambient_credential(
+    http: &reqwest::Client,
+    authority: &Url,
+) -> Result<Arc<dyn TokenCredential>, AzureSetupError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        let options = WorkloadIdentityCredentialOptions {
+            credential_options: azure_identity::ClientAssertionCredentialOptions {
+                client_options: client_options(http, authority),
+            },
+            ..Default::default()
+        };
+        return Ok(
+            WorkloadIdentityCredential::new(Some(options)).map_err(AzureSetupError::Credential)?
+        );
+    }
+    if let (Some(tenant_id), Some(client_id), Some(client_secret)) = (
+        env("AZURE_TENANT_ID"),
+        env("AZURE_CLIENT_ID"),
+        env("AZURE_CLIENT_SECRET"),
+    ) {
+        return client_secret_credential(
+            http,
+            authority,
+            &ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+            },
+        );
+    }
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: env("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
+        client_options: client_options(http, authority),
+    };
+    Ok(ManagedIdentityCredential::new(Some(options)).map_err(AzureSetupError::Credential)?)
+}

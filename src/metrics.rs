@@ -1,0 +1,214 @@
+//! Prometheus metrics: per ScaleSetWatch gauges, ARM traffic, reconcile counts.
+
+use crate::arm::client::RequestObserver;
+use crate::crd::InstanceCounts;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub namespace: String,
+    pub name: String,
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub namespace: String,
+    pub name: String,
+    pub condition: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// HTTP status code, or "error" when no response arrived.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    instances: Family<InstanceLabels, Gauge>,
+    healthy_percent: Family<WatchLabels, Gauge>,
+    condition: Family<ConditionLabels, Gauge>,
+    arm_requests: Family<CodeLabels, Counter>,
+    arm_duration: Histogram,
+    arm_throttled: Counter,
+    reconciles: Counter,
+    reconcile_errors: Family<ReasonLabels, Counter>,
+    reconcile_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("scaleset_watch");
+        let instances = Family::<InstanceLabels, Gauge>::default();
+        registry.register(
+            "instances",
+            "Instances of the watched scale set by state, from the last successful poll",
+            instances.clone(),
+        );
+        let healthy_percent = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "healthy_percent",
+            "Healthy instances in percent, from the last successful poll",
+            healthy_percent.clone(),
+        );
+        let condition = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "condition",
+            "1 when the condition (Ready, Healthy, Degraded) is True, else 0",
+            condition.clone(),
+        );
+        let arm_requests = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "arm_requests",
+            "ARM requests sent, by HTTP status code",
+            arm_requests.clone(),
+        );
+        let arm_duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        registry.register_with_unit(
+            "arm_request_duration",
+            "Duration of ARM requests",
+            prometheus_client::registry::Unit::Seconds,
+            arm_duration.clone(),
+        );
+        let arm_throttled = Counter::default();
+        registry.register(
+            "arm_throttled",
+            "ARM requests answered with 429 Too Many Requests",
+            arm_throttled.clone(),
+        );
+        let reconciles = Counter::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let reconcile_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles whose poll or status update failed, by reason",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Duration of reconciles",
+            prometheus_client::registry::Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        Self {
+            registry,
+            instances,
+            healthy_percent,
+            condition,
+            arm_requests,
+            arm_duration,
+            arm_throttled,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    pub fn record_counts(
+        &self,
+        namespace: &str,
+        name: &str,
+        counts: &InstanceCounts,
+        healthy_percent: u8,
+    ) {
+        let states: [(&'static str, u32); 15] = [
+            ("total", counts.total),
+            ("healthy", counts.healthy),
+            ("unhealthy", counts.unhealthy),
+            ("running", counts.running),
+            ("stopped", counts.stopped),
+            ("deallocated", counts.deallocated),
+            ("transitioning", counts.transitioning),
+            ("power_state_unknown", counts.power_state_unknown),
+            ("provisioning_failed", counts.provisioning_failed),
+            ("provisioning_in_progress", counts.provisioning_in_progress),
+            ("vm_agent_not_ready", counts.vm_agent_not_ready),
+            ("extensions_failed", counts.extensions_failed),
+            ("disks_failed", counts.disks_failed),
+            ("application_unhealthy", counts.application_unhealthy),
+            ("no_instance_view", counts.no_instance_view),
+        ];
+        for (state, n) in states {
+            self.instances
+                .get_or_create(&InstanceLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    state,
+                })
+                .set(i64::from(n));
+        }
+        self.healthy_percent
+            .get_or_create(&WatchLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+            .set(i64::from(healthy_percent));
+    }
+
+    pub fn record_condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        condition: &'static str,
+        is_true: bool,
+    ) {
+        self.condition
+            .get_or_create(&ConditionLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                condition,
+            })
+            .set(i64::from(is_true));
+    }
+
+    pub fn record_reconcile(&self, elapsed: Duration, error_reason: Option<&str>) {
+        self.reconciles.inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+        if let Some(reason) = error_reason {
+            self.reconcile_errors
+                .get_or_create(&ReasonLabels {
+                    reason: reason.into(),
+                })
+                .inc();
+        }
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn observe(&self, status: Option<u16>, elapsed: Duration) {
+        let code = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+        self.arm_requests.get_or_create(&CodeLabels { code }).inc();
+        self.arm_duration.observe(elapsed.as_secs_f64());
+    }
+
+    fn throttled(&self) {
+        self.arm_throttled.inc();
+    }
+}

@@ -1,0 +1,342 @@
+//! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
+
+use crate::arm::client::ScaleSetRef;
+use crate::azure::ClientSecret;
+use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
+use crate::health;
+use crate::metrics::Metrics;
+use crate::poller::{CredentialSource, PollError, Poller};
+use crate::status::{self, Outcome};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use rand::RngExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{Instrument, info, warn};
+
+pub const FIELD_MANAGER: &str = "scaleset-watch";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the status of {namespace}/{name}: {source}")]
+    PatchStatus {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("ScaleSetWatch has no namespace")]
+    NoNamespace,
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    pub poller: Poller,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// The cloud of watches that name none.
+    pub default_cloud: Cloud,
+    pub allow_secret_credentials: bool,
+    /// Consecutive failed polls per watch, for backoff.
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        poller: Poller,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+        default_cloud: Cloud,
+        allow_secret_credentials: bool,
+    ) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            poller,
+            metrics,
+            default_cloud,
+            allow_secret_credentials,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// Where the controller looks for ScaleSetWatches.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub namespace: Option<String>,
+    pub label_selector: Option<String>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<ScaleSetWatch> = match &scope.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let mut config = watcher::Config::default();
+    if let Some(sel) = &scope.label_selector {
+        config = config.labels(sel);
+    }
+    Controller::new(api, config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = watch.namespace().ok_or(Error::NoNamespace)?;
+    let name = watch.name_any();
+    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    let started = Instant::now();
+    let result = reconcile_inner(&watch, &ctx, &namespace, &name)
+        .instrument(span)
+        .await;
+    let error_reason = match &result {
+        Ok((_, reason)) => *reason,
+        Err(_) => Some("StatusUpdateFailed"),
+    };
+    ctx.metrics
+        .record_reconcile(started.elapsed(), error_reason);
+    result.map(|(action, _)| action)
+}
+
+/// Returns the next action and, for a failed poll, its reason.
+async fn reconcile_inner(
+    watch: &ScaleSetWatch,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<(Action, Option<&'static str>), Error> {
+    let spec = &watch.spec;
+    let prev = watch.status.as_ref();
+    let generation = watch.meta().generation;
+    let interval = spec.interval();
+    let key = (namespace.to_owned(), name.to_owned());
+
+    if spec.suspend {
+        let next = status::next_status(
+            prev,
+            &Outcome::Suspended,
+            generation,
+            jiff::Timestamp::now(),
+        );
+        write_status(ctx, watch, prev, &next).await?;
+        // Polling resumes when the spec changes.
+        return Ok((Action::await_change(), None));
+    }
+
+    let polled = match credential_source(ctx, spec, namespace).await {
+        Ok(source) => {
+            let target = ScaleSetRef {
+                subscription_id: spec.subscription_id.clone(),
+                resource_group: spec.resource_group.clone(),
+                scale_set_name: spec.scale_set_name.clone(),
+                api_version: spec.api_version().to_owned(),
+            };
+            let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
+            ctx.poller.poll(cloud, &target, &source, interval).await
+        }
+        Err(e) => Err(e),
+    };
+
+    let now = jiff::Timestamp::now();
+    let (next, action, failure) = match &polled {
+        Ok(vms) => {
+            let fleet = health::assess(vms, &spec.health);
+            ctx.metrics
+                .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
+            let outcome = Outcome::Polled {
+                health: &fleet,
+                scale_set: &spec.scale_set_name,
+                min_healthy_percent: spec.health.min_healthy_percent,
+            };
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            (
+                status::next_status(prev, &outcome, generation, now),
+                Action::requeue(jittered(interval)),
+                None,
+            )
+        }
+        Err(e) => {
+            warn!(reason = e.reason(), error = %e, "poll failed");
+            let failures = {
+                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let n = f.entry(key).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let outcome = Outcome::Failed {
+                reason: e.reason(),
+                message: e.to_string(),
+            };
+            (
+                status::next_status(prev, &outcome, generation, now),
+                Action::requeue(jittered(retry_delay(interval, failures, e))),
+                Some(e.reason()),
+            )
+        }
+    };
+    for c in &next.conditions {
+        if let Some(kind) = [status::READY, status::HEALTHY, status::DEGRADED]
+            .into_iter()
+            .find(|k| *k == c.type_)
+        {
+            ctx.metrics
+                .record_condition(namespace, name, kind, c.status == "True");
+        }
+    }
+    write_status(ctx, watch, prev, &next).await?;
+    Ok((action, failure))
+}
+
+/// After a failed poll: sooner than the interval at first (the fault may be brief), never sooner
+/// than ARM asked, and never later than the interval.
+fn retry_delay(interval: Duration, failures: u32, error: &PollError) -> Duration {
+    let backoff = Duration::from_secs(5)
+        .saturating_mul(1 << failures.saturating_sub(1).min(10))
+        .min(interval);
+    match error.retry_after() {
+        Some(after) => backoff.max(after),
+        None => backoff,
+    }
+}
+
+/// Up to 10% later, so that watches created together spread out over time.
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
+}
+
+async fn credential_source(
+    ctx: &Context,
+    spec: &crate::crd::ScaleSetWatchSpec,
+    namespace: &str,
+) -> Result<CredentialSource, PollError> {
+    let Some(creds) = &spec.credentials else {
+        return Ok(CredentialSource::Ambient);
+    };
+    if !ctx.allow_secret_credentials {
+        return Err(PollError::SecretCredentialsDisabled);
+    }
+    let secret_name = &creds.secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = match secrets.get_opt(secret_name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(PollError::CredentialsNotFound(format!(
+                "Secret {namespace}/{secret_name} not found"
+            )));
+        }
+        Err(e) => {
+            return Err(PollError::CredentialsNotFound(format!(
+                "cannot read Secret {namespace}/{secret_name}: {e}"
+            )));
+        }
+    };
+    let data = secret.data.unwrap_or_default();
+    let field = |key: &str| -> Result<String, PollError> {
+        let value = data
+            .get(key)
+            .map(|v| String::from_utf8_lossy(&v.0).trim().to_owned())
+            .filter(|v| !v.is_empty());
+        value.ok_or_else(|| {
+            PollError::CredentialsNotFound(format!(
+                "Secret {namespace}/{secret_name} has no non-empty key {key} (needs tenantId, clientId, clientSecret)"
+            ))
+        })
+    };
+    Ok(CredentialSource::ServicePrincipal(ClientSecret {
+        tenant_id: field("tenantId")?,
+        client_id: field("clientId")?,
+        client_secret: field("clientSecret")?,
+    }))
+}
+
+async fn write_status(
+    ctx: &Context,
+    watch: &ScaleSetWatch,
+    prev: Option<&ScaleSetWatchStatus>,
+    next: &ScaleSetWatchStatus,
+) -> Result<(), Error> {
+    if prev == Some(next) {
+        return Ok(());
+    }
+    let namespace = watch.namespace().unwrap_or_default();
+    let name = watch.name_any();
+    let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({ "status": next });
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::PatchStatus {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    for t in status::transitions(prev, next) {
+        info!(condition = %t.type_, from = ?t.from, to = %t.to, reason = %t.reason, "condition changed");
+        let (type_, reason) = match (t.type_.as_str(), t.to.as_str()) {
+            (status::READY, "True") => (EventType::Normal, "PollSucceeded"),
+            (status::READY, _) => (EventType::Warning, "PollFailed"),
+            (_, "True") => (EventType::Normal, "Healthy"),
+            (_, "False") => (EventType::Warning, "Unhealthy"),
+            _ => (EventType::Normal, "HealthUnknown"),
+        };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(truncate(&format!("{}: {}", t.reason, t.message), 1000)),
+            action: "Poll".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &watch.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = (watch.namespace().unwrap_or_default(), watch.name_any());
+    let failures = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    warn!(error = %error, failures, "reconcile error");
+    Action::requeue(jittered(
+        Duration::from_secs(1)
+            .saturating_mul(1 << failures.saturating_sub(1).min(8))
+            .min(Duration::from_secs(300)),
+    ))
+}
