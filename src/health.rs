@@ -439,3 +439,389 @@ fn describe(status: &Status, fallback: &str) -> String {
         (None, None) => status.code.clone().unwrap_or_else(|| fallback.to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::model::parse_page;
+    use serde_json::{Value, json};
+
+    fn status(code: &str, level: &str, message: &str) -> Value {
+        json!({"code": code, "level": level, "displayStatus": code, "message": message})
+    }
+
+    /// A healthy running instance; tests change what they need.
+    fn vm(id: &str) -> Value {
+        json!({
+            "instanceId": id,
+            "properties": {
+                "provisioningState": "Succeeded",
+                "instanceView": {
+                    "platformUpdateDomain": 0,
+                    "platformFaultDomain": 0,
+                    "vmAgent": {"statuses": [status("ProvisioningState/succeeded", "Info", "")]},
+                    "statuses": [
+                        status("ProvisioningState/succeeded", "Info", ""),
+                        status("PowerState/running", "Info", "")
+                    ]
+                }
+            }
+        })
+    }
+
+    fn vms(values: Vec<Value>) -> Vec<ScaleSetVm> {
+        let body = serde_json::to_vec(&json!({ "value": values })).expect("serializes");
+        parse_page(&body).expect("parses").value
+    }
+
+    fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth {
+        assess_instance(&vms(vec![v])[0], policy)
+    }
+
+    fn set_power(v: &mut Value, state: &str) {
+        v["properties"]["instanceView"]["statuses"][1]["code"] =
+            json!(format!("PowerState/{state}"));
+    }
+
+    #[test]
+    fn healthy_instance_has_no_problems() {
+        let h = one(vm("0"), &HealthPolicy::default());
+        assert!(h.is_healthy(), "{:?}", h.problems);
+        assert_eq!(h.power_state, PowerState::Running);
+    }
+
+    #[test]
+    fn codes_compare_case_insensitively() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["statuses"][1]["code"] = json!("POWERSTATE/Running");
+        v["properties"]["instanceView"]["vmAgent"]["statuses"][0]["code"] =
+            json!("provisioningstate/SUCCEEDED");
+        assert!(one(v, &HealthPolicy::default()).is_healthy());
+    }
+
+    #[test]
+    fn each_power_state_is_classified() {
+        for (code, expected) in [
+            ("starting", PowerState::Starting),
+            ("stopping", PowerState::Stopping),
+            ("stopped", PowerState::Stopped),
+            ("deallocating", PowerState::Deallocating),
+            ("deallocated", PowerState::Deallocated),
+            ("hibernated", PowerState::Unknown),
+        ] {
+            let mut v = vm("0");
+            set_power(&mut v, code);
+            let h = one(v, &HealthPolicy::default());
+            assert_eq!(h.power_state, expected, "{code}");
+            assert_eq!(
+                h.problems,
+                vec![Problem::UnexpectedPowerState {
+                    state: expected,
+                    expected: vec![ExpectedPowerState::Running]
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn deallocated_is_healthy_when_the_policy_expects_it_and_the_silent_agent_is_not_held_against_it()
+     {
+        let policy = HealthPolicy {
+            expected_power_states: vec![
+                ExpectedPowerState::Running,
+                ExpectedPowerState::Deallocated,
+            ],
+            ..HealthPolicy::default()
+        };
+        let mut v = vm("0");
+        set_power(&mut v, "deallocated");
+        v["properties"]["instanceView"]["vmAgent"] = json!({"statuses": [status("ProvisioningState/Unavailable", "Warning", "VM agent is unresponsive")]});
+        let h = one(v, &policy);
+        assert!(h.is_healthy(), "{:?}", h.problems);
+        assert_eq!(h.problems, vec![],);
+    }
+
+    #[test]
+    fn power_state_message_names_every_expected_state() {
+        let policy = HealthPolicy {
+            expected_power_states: vec![
+                ExpectedPowerState::Running,
+                ExpectedPowerState::Deallocated,
+            ],
+            ..HealthPolicy::default()
+        };
+        let mut v = vm("0");
+        set_power(&mut v, "stopped");
+        let h = one(v, &policy);
+        assert_eq!(
+            h.problems[0].to_string(),
+            "power state stopped (expected running or deallocated)"
+        );
+    }
+
+    #[test]
+    fn vm_agent_not_ready_is_reported_with_its_words() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["vmAgent"] = json!({"statuses": [status("ProvisioningState/Unavailable", "Warning", "VM agent is unresponsive.")]});
+        let h = one(v.clone(), &HealthPolicy::default());
+        assert_eq!(h.problems.len(), 1);
+        assert_eq!(
+            h.problems[0].to_string(),
+            "VM agent not ready: VM agent is unresponsive."
+        );
+        let relaxed = HealthPolicy {
+            require_vm_agent: false,
+            ..HealthPolicy::default()
+        };
+        assert!(one(v, &relaxed).is_healthy());
+    }
+
+    #[test]
+    fn missing_vm_agent_on_a_running_instance_is_not_ready() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]
+            .as_object_mut()
+            .expect("object")
+            .remove("vmAgent");
+        let h = one(v, &HealthPolicy::default());
+        assert!(matches!(h.problems[..], [Problem::VmAgentNotReady { .. }]));
+    }
+
+    #[test]
+    fn failed_extension_by_level_or_by_code() {
+        for (code, level) in [
+            ("ProvisioningState/failed/1", "Info"),
+            ("ProvisioningState/succeeded", "Error"),
+        ] {
+            let mut v = vm("0");
+            v["properties"]["instanceView"]["extensions"] = json!([
+                {"name": "ok", "statuses": [status("ProvisioningState/succeeded", "Info", "")]},
+                {"name": "healthext", "type": "ApplicationHealthLinux", "statuses": [status(code, level, "Enable failed")]}
+            ]);
+            let h = one(v, &HealthPolicy::default());
+            assert_eq!(h.problems.len(), 1, "{code} {level}");
+            assert_eq!(
+                h.problems[0].to_string(),
+                "extension healthext failed: Enable failed"
+            );
+        }
+    }
+
+    #[test]
+    fn transitioning_extension_is_not_a_failure() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["extensions"] = json!([
+            {"name": "cse", "statuses": [status("ProvisioningState/transitioning", "Info", "Enable in progress")]}
+        ]);
+        assert!(one(v, &HealthPolicy::default()).is_healthy());
+    }
+
+    #[test]
+    fn failed_extension_handler_is_reported_once() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["vmAgent"]["extensionHandlers"] = json!([
+            {"type": "Microsoft.Azure.Extensions.CustomScript", "status": status("ProvisioningState/NotReady", "Error", "Handler failed to install")}
+        ]);
+        let h = one(v.clone(), &HealthPolicy::default());
+        assert_eq!(h.problems.len(), 1);
+        assert_eq!(
+            h.problems[0].to_string(),
+            "extension Microsoft.Azure.Extensions.CustomScript failed: Handler failed to install"
+        );
+        // The extension itself also failed: one reason, by the extension's name.
+        v["properties"]["instanceView"]["extensions"] = json!([
+            {"name": "cse", "type": "Microsoft.Azure.Extensions.CustomScript", "statuses": [status("ProvisioningState/failed", "Error", "exit 1")]}
+        ]);
+        let h = one(v, &HealthPolicy::default());
+        assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
+        assert_eq!(h.problems[0].to_string(), "extension cse failed: exit 1");
+    }
+
+    #[test]
+    fn failed_disk_is_reported() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["disks"] = json!([
+            {"name": "os", "statuses": [status("ProvisioningState/succeeded", "Info", "")]},
+            {"name": "data0", "statuses": [status("ProvisioningState/failed/DiskNotFound", "Error", "Disk data0 was not found")]}
+        ]);
+        let h = one(v, &HealthPolicy::default());
+        assert_eq!(
+            h.problems,
+            vec![Problem::DiskFailed {
+                name: "data0".into(),
+                detail: "Disk data0 was not found".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn application_health_unhealthy_counts_but_unknown_does_not() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["vmHealth"] =
+            json!({"status": status("HealthState/unknown", "Info", "")});
+        assert!(one(v.clone(), &HealthPolicy::default()).is_healthy());
+        v["properties"]["instanceView"]["vmHealth"] = json!({"status": {"code": "HealthState/unhealthy", "level": "Warning", "displayStatus": "The VM is reporting itself as unhealthy."}});
+        let h = one(v, &HealthPolicy::default());
+        assert_eq!(
+            h.problems[0].to_string(),
+            "application health unhealthy: The VM is reporting itself as unhealthy."
+        );
+    }
+
+    #[test]
+    fn provisioning_state_from_instance_view_wins_over_properties() {
+        let mut v = vm("0");
+        v["properties"]["instanceView"]["statuses"][0] =
+            status("ProvisioningState/updating", "Info", "");
+        let h = one(v.clone(), &HealthPolicy::default());
+        assert_eq!(
+            h.problems,
+            vec![Problem::ProvisioningInProgress {
+                state: "updating".into()
+            }]
+        );
+        // Without a ProvisioningState status, properties.provisioningState decides.
+        v["properties"]["instanceView"]["statuses"] =
+            json!([status("PowerState/running", "Info", "")]);
+        v["properties"]["provisioningState"] = json!("Failed");
+        let h = one(v, &HealthPolicy::default());
+        assert!(matches!(
+            h.problems[..],
+            [Problem::ProvisioningFailed { .. }]
+        ));
+    }
+
+    #[test]
+    fn fleet_counts_domains_and_percent() {
+        let mut sick = vm("10");
+        sick["properties"]["instanceView"]["platformFaultDomain"] = json!(1);
+        sick["properties"]["instanceView"]["disks"] = json!([{"name": "os", "statuses": [status("ProvisioningState/failed", "Error", "io")]}]);
+        let mut stopped = vm("2");
+        set_power(&mut stopped, "stopped");
+        stopped["properties"]["instanceView"]["platformFaultDomain"] = json!(1);
+        let fleet = vms(vec![
+            vm("0"),
+            vm("1"),
+            sick,
+            stopped,
+            json!({"instanceId": "7"}),
+        ]);
+        let f = assess(&fleet, &HealthPolicy::default());
+        assert_eq!(
+            f.counts,
+            InstanceCounts {
+                total: 5,
+                healthy: 2,
+                unhealthy: 3,
+                running: 3,
+                stopped: 1,
+                power_state_unknown: 1,
+                disks_failed: 1,
+                no_instance_view: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(f.healthy_percent, 40);
+        assert!(!f.policy_met);
+        assert_eq!(
+            f.fault_domains,
+            vec![
+                DomainHealth {
+                    domain: 0,
+                    total: 2,
+                    unhealthy: 0
+                },
+                DomainHealth {
+                    domain: 1,
+                    total: 2,
+                    unhealthy: 2
+                }
+            ]
+        );
+        let ids: Vec<&str> = f.unhealthy.iter().map(|u| u.instance_id.as_str()).collect();
+        assert_eq!(ids, vec!["2", "7", "10"], "numeric order");
+        let met = assess(
+            &fleet,
+            &HealthPolicy {
+                min_healthy_percent: 40,
+                ..HealthPolicy::default()
+            },
+        );
+        assert!(met.policy_met);
+        let unmet = assess(
+            &fleet,
+            &HealthPolicy {
+                min_healthy_percent: 41,
+                ..HealthPolicy::default()
+            },
+        );
+        assert!(!unmet.policy_met);
+    }
+
+    #[test]
+    fn empty_fleet_is_healthy_and_full() {
+        let f = assess(&[], &HealthPolicy::default());
+        assert_eq!(f.healthy_percent, 100);
+        assert!(f.policy_met);
+    }
+
+    #[test]
+    fn unhealthy_list_is_bounded_and_counts_the_rest() {
+        let fleet: Vec<Value> = (0..(MAX_LISTED_UNHEALTHY + 7))
+            .map(|i| json!({"instanceId": i.to_string()}))
+            .collect();
+        let f = assess(&vms(fleet), &HealthPolicy::default());
+        assert_eq!(f.unhealthy.len(), MAX_LISTED_UNHEALTHY);
+        assert_eq!(f.unhealthy_omitted, 7);
+        assert_eq!(f.counts.unhealthy as usize, MAX_LISTED_UNHEALTHY + 7);
+    }
+
+    #[test]
+    fn parser_tolerates_nulls_wrong_types_and_unknown_fields() {
+        let page = json!({
+            "value": [
+                {
+                    "instanceId": 3,
+                    "unknownTopLevel": {"deep": [1, 2, {"x": null}]},
+                    "properties": {
+                        "provisioningState": null,
+                        "instanceView": {
+                            "platformFaultDomain": "not a number",
+                            "platformUpdateDomain": [1],
+                            "vmAgent": "n/a",
+                            "disks": null,
+                            "extensions": {"unexpected": "object"},
+                            "vmHealth": null,
+                            "statuses": ["a string", null, {"code": "PowerState/running", "level": 7}],
+                            "somethingNew": true
+                        }
+                    }
+                },
+                "not an object",
+                null
+            ],
+            "nextLink": null
+        });
+        let parsed =
+            parse_page(&serde_json::to_vec(&page).expect("serializes")).expect("tolerated");
+        assert_eq!(parsed.value.len(), 1);
+        assert_eq!(parsed.value[0].display_id(), "3");
+        let view = parsed.value[0]
+            .properties
+            .instance_view
+            .as_ref()
+            .expect("view kept");
+        assert_eq!(view.platform_fault_domain, None);
+        assert_eq!(view.update_domain(), None);
+        assert_eq!(view.vm_agent, None);
+        assert_eq!(view.statuses.len(), 1);
+        let h = assess_instance(&parsed.value[0], &HealthPolicy::default());
+        assert_eq!(h.power_state, PowerState::Running);
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        assert!(parse_page(b"{\"value\": [").is_err());
+        assert!(parse_page(b"<html>").is_err());
+    }
+}

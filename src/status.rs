@@ -250,3 +250,210 @@ pub fn transitions(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::InstanceCounts;
+
+    fn t(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_800_000_000 + secs).expect("valid time")
+    }
+
+    fn fleet(healthy: u32, total: u32, min_percent: u8) -> FleetHealth {
+        let unhealthy = total - healthy;
+        FleetHealth {
+            counts: InstanceCounts {
+                total,
+                healthy,
+                unhealthy,
+                running: total,
+                ..Default::default()
+            },
+            healthy_percent: if total == 0 {
+                100
+            } else {
+                (healthy * 100 / total) as u8
+            },
+            policy_met: healthy * 100 >= u32::from(min_percent) * total,
+            unhealthy: (0..unhealthy)
+                .map(|i| UnhealthyInstance {
+                    instance_id: i.to_string(),
+                    reasons: vec!["disk os failed: io".into()],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn polled(f: &FleetHealth, min: u8) -> Outcome<'_> {
+        Outcome::Polled {
+            health: f,
+            scale_set: "web",
+            min_healthy_percent: min,
+        }
+    }
+
+    fn cond<'a>(s: &'a ScaleSetWatchStatus, type_: &str) -> &'a Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn first_successful_poll_sets_everything() {
+        let f = fleet(3, 4, 100);
+        let s = next_status(None, &polled(&f, 100), Some(2), t(0));
+        assert_eq!(s.summary.as_deref(), Some("3/4"));
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(s.last_poll_time, Some(Time(t(0))));
+        assert_eq!(cond(&s, READY).status, "True");
+        assert_eq!(cond(&s, READY).reason, "PollSucceeded");
+        assert_eq!(cond(&s, HEALTHY).status, "False");
+        assert_eq!(cond(&s, HEALTHY).reason, "BelowMinHealthy");
+        assert_eq!(cond(&s, DEGRADED).status, "True");
+        assert_eq!(
+            cond(&s, DEGRADED).message,
+            "1 unhealthy: 0 (disk os failed: io)"
+        );
+        assert_eq!(cond(&s, HEALTHY).observed_generation, Some(2));
+    }
+
+    #[test]
+    fn min_healthy_met_but_degraded() {
+        let f = fleet(9, 10, 80);
+        let s = next_status(None, &polled(&f, 80), None, t(0));
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+        assert_eq!(cond(&s, HEALTHY).reason, "MinHealthyMet");
+        assert_eq!(cond(&s, DEGRADED).status, "True");
+    }
+
+    #[test]
+    fn all_healthy_and_empty() {
+        let f = fleet(4, 4, 100);
+        let s = next_status(None, &polled(&f, 100), None, t(0));
+        assert_eq!(cond(&s, HEALTHY).reason, "AllInstancesHealthy");
+        assert_eq!(cond(&s, DEGRADED).status, "False");
+        let e = fleet(0, 0, 100);
+        let s = next_status(None, &polled(&e, 100), None, t(0));
+        assert_eq!(cond(&s, HEALTHY).reason, "NoInstances");
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+    }
+
+    #[test]
+    fn unchanged_poll_changes_nothing_until_the_heartbeat() {
+        let f = fleet(4, 4, 100);
+        let first = next_status(None, &polled(&f, 100), None, t(0));
+        let second = next_status(Some(&first), &polled(&f, 100), None, t(60));
+        assert_eq!(second, first, "nothing to write one interval later");
+        let later = next_status(
+            Some(&first),
+            &polled(&f, 100),
+            None,
+            t(HEARTBEAT.as_secs() as i64),
+        );
+        assert_eq!(
+            later.last_poll_time,
+            Some(Time(t(HEARTBEAT.as_secs() as i64)))
+        );
+        assert_eq!(cond(&later, READY).last_transition_time, Time(t(0)));
+    }
+
+    #[test]
+    fn change_in_counts_refreshes_last_poll_time_and_transition_only_on_status_change() {
+        let good = fleet(4, 4, 100);
+        let bad = fleet(3, 4, 100);
+        let worse = fleet(2, 4, 100);
+        let s0 = next_status(None, &polled(&good, 100), None, t(0));
+        let s1 = next_status(Some(&s0), &polled(&bad, 100), None, t(60));
+        assert_eq!(s1.last_poll_time, Some(Time(t(60))));
+        assert_eq!(cond(&s1, HEALTHY).last_transition_time, Time(t(60)));
+        assert_eq!(
+            cond(&s1, READY).last_transition_time,
+            Time(t(0)),
+            "Ready stayed True"
+        );
+        let s2 = next_status(Some(&s1), &polled(&worse, 100), None, t(120));
+        assert_eq!(
+            cond(&s2, HEALTHY).last_transition_time,
+            Time(t(60)),
+            "still False"
+        );
+        assert_eq!(
+            cond(&s2, HEALTHY).message,
+            "2 of 4 instances healthy (50%), at least 100% required"
+        );
+        assert_eq!(
+            transitions(Some(&s0), &s1),
+            vec![Transition {
+                type_: HEALTHY.into(),
+                from: Some("True".into()),
+                to: "False".into(),
+                reason: "BelowMinHealthy".into(),
+                message: "3 of 4 instances healthy (75%), at least 100% required".into(),
+            }]
+        );
+        assert!(transitions(Some(&s1), &s2).is_empty());
+    }
+
+    #[test]
+    fn failed_poll_keeps_last_counts_and_says_so() {
+        let f = fleet(4, 4, 100);
+        let ok = next_status(None, &polled(&f, 100), None, t(0));
+        let failed = next_status(
+            Some(&ok),
+            &Outcome::Failed {
+                reason: "Throttled",
+                message: "throttled by ARM".into(),
+            },
+            None,
+            t(60),
+        );
+        assert_eq!(failed.instances, ok.instances);
+        assert_eq!(failed.summary, ok.summary);
+        assert_eq!(failed.last_poll_time, ok.last_poll_time);
+        assert_eq!(cond(&failed, READY).status, "False");
+        assert_eq!(cond(&failed, READY).reason, "Throttled");
+        assert!(
+            cond(&failed, READY)
+                .message
+                .contains("Counts are from the last successful poll")
+        );
+        assert_eq!(
+            cond(&failed, HEALTHY),
+            cond(&ok, HEALTHY),
+            "Healthy is left as last known"
+        );
+        let ts = transitions(Some(&ok), &failed);
+        assert_eq!(ts.len(), 1);
+        assert_eq!(ts[0].type_, READY);
+    }
+
+    #[test]
+    fn failure_before_any_poll_leaves_health_unknown() {
+        let s = next_status(
+            None,
+            &Outcome::Failed {
+                reason: "CredentialsNotFound",
+                message: "Secret ns/x not found".into(),
+            },
+            Some(1),
+            t(0),
+        );
+        assert_eq!(cond(&s, READY).message, "Secret ns/x not found");
+        assert_eq!(cond(&s, HEALTHY).status, "Unknown");
+        assert_eq!(cond(&s, DEGRADED).status, "Unknown");
+        assert!(s.instances.is_none());
+        assert!(s.last_poll_time.is_none());
+    }
+
+    #[test]
+    fn suspended_is_not_ready() {
+        let f = fleet(4, 4, 100);
+        let ok = next_status(None, &polled(&f, 100), None, t(0));
+        let s = next_status(Some(&ok), &Outcome::Suspended, None, t(10));
+        assert_eq!(cond(&s, READY).reason, "Suspended");
+        assert_eq!(s.instances, ok.instances);
+    }
+}

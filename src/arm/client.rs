@@ -420,3 +420,137 @@ fn redact_query(url: &Url) -> String {
     u.set_query(None);
     u.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm() -> Url {
+        Url::parse("https://management.azure.com/").expect("url")
+    }
+
+    #[test]
+    fn list_url_is_the_documented_operation() {
+        let target = ScaleSetRef {
+            subscription_id: "00000000-0000-0000-0000-000000000001".into(),
+            resource_group: "rg (prod)".into(),
+            scale_set_name: "web".into(),
+            api_version: "2024-11-01".into(),
+        };
+        assert_eq!(
+            target.list_url(&arm()).expect("url").as_str(),
+            "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg%20(prod)/providers/Microsoft.Compute/virtualMachineScaleSets/web/virtualMachines?%24expand=instanceView&%24select=instanceView&api-version=2024-11-01"
+        );
+        let with_path = Url::parse("https://127.0.0.1:8443/").expect("url");
+        assert!(
+            target
+                .list_url(&with_path)
+                .expect("url")
+                .as_str()
+                .starts_with("https://127.0.0.1:8443/subscriptions/")
+        );
+    }
+
+    #[test]
+    fn next_link_must_stay_on_the_arm_origin() {
+        let ok = validate_next_link(
+            &arm(),
+            "https://management.azure.com/subscriptions/x/virtualMachines?$skiptoken=abc",
+        );
+        assert!(ok.is_ok());
+        assert!(
+            validate_next_link(&arm(), "https://MANAGEMENT.azure.com/a").is_ok(),
+            "host is case-insensitive"
+        );
+        assert!(
+            validate_next_link(&arm(), "https://management.azure.com:443/a").is_ok(),
+            "default port is the same origin"
+        );
+        for bad in [
+            "https://evil.example.com/subscriptions/x",
+            "http://management.azure.com/subscriptions/x",
+            "https://management.azure.com:8443/x",
+            "https://management.azure.com.evil.example/x",
+            "a://example.com/aaaaaaaaaaaaaa",
+        ] {
+            let err = validate_next_link(&arm(), bad).expect_err(bad);
+            assert_eq!(err.reason(), "InvalidResponse", "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("17", now), Some(Duration::from_secs(17)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn arm_error_bodies_parse_and_map_to_reasons() {
+        let body = br#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization"}}"#;
+        assert_eq!(
+            parse_error_body(body),
+            (
+                Some("AuthorizationFailed".into()),
+                Some("The client 'x' does not have authorization".into())
+            )
+        );
+        assert_eq!(parse_error_body(b"<html>502</html>"), (None, None));
+        assert_eq!(parse_error_body(b""), (None, None));
+        let api = |status| ArmError::Api {
+            status,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert_eq!(api(401).reason(), "AuthenticationFailed");
+        assert_eq!(api(403).reason(), "Forbidden");
+        assert_eq!(api(404).reason(), "ScaleSetNotFound");
+        assert_eq!(api(400).reason(), "InvalidRequest");
+        assert_eq!(api(500).reason(), "AzureUnavailable");
+        assert_eq!(api(503).reason(), "AzureUnavailable");
+        assert_eq!(
+            ArmError::Authentication("x".into()).reason(),
+            "AuthenticationFailed"
+        );
+        assert_eq!(
+            ArmError::Throttled {
+                retry_after: Duration::from_secs(5),
+                code: "x".into()
+            }
+            .reason(),
+            "Throttled"
+        );
+        assert_eq!(
+            ArmError::Unavailable("timed out".into()).reason(),
+            "AzureUnavailable"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let http = crate::azure::http_client(None).expect("client builds");
+        let client = ArmClient::new(http, Limits::default());
+        for attempt in 1..20 {
+            let d = client.backoff(attempt);
+            assert!(
+                d <= Limits::default().backoff_max,
+                "attempt {attempt}: {d:?}"
+            );
+        }
+        let first = client.backoff(1);
+        assert!(
+            first >= Duration::from_millis(250) && first <= Duration::from_millis(500),
+            "{first:?}"
+        );
+        assert!(client.backoff(5) >= Duration::from_secs(4));
+    }
+}
