@@ -1,0 +1,221 @@
+//! The router: Entra's token endpoint, the `/_sim/` admin API, and ARM for
+//! everything else.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::scenario::{Fault, InstanceSpec};
+use super::state::{RequestKind, ScaleSetRef, SimState, StateError, lock};
+use super::{arm, tokens};
+
+pub(crate) struct App {
+    pub state: Arc<SimState>,
+    /// `https://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/_sim/healthz", get(|| async { "ok" }))
+        .route("/_sim/requests", get(requests))
+        .route("/_sim/requests/reset", post(reset_requests))
+        .route("/_sim/tokens/expire", post(expire_tokens))
+        .route(
+            "/_sim/scalesets/{sub}/{rg}/{vmss}",
+            get(scale_set_instances),
+        )
+        .route(
+            "/_sim/scalesets/{sub}/{rg}/{vmss}/instances/{id}",
+            put(put_instance)
+                .patch(patch_instance)
+                .delete(delete_instance),
+        )
+        .route(
+            "/_sim/scalesets/{sub}/{rg}/{vmss}/faults",
+            get(get_faults).post(set_faults).delete(clear_faults),
+        )
+        .fallback(arm::handle)
+        .with_state(app)
+}
+
+async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: Bytes) -> Response {
+    app.state.record_arrival(RequestKind::Token, None, false);
+    let result = tokens::token_request(&app.state, &tenant, &body).await;
+    app.state.record_token_outcome(result.is_ok());
+    let (status, json) = match result {
+        Ok(v) => {
+            tracing::info!(%tenant, "token issued");
+            (StatusCode::OK, v)
+        }
+        Err(e) => {
+            tracing::info!(%tenant, error = e.error, code = e.code, "token refused");
+            let line_breaks = lock(&app.state.world)
+                .token_settings
+                .error_description_line_breaks;
+            (e.status, e.body(line_breaks, &app.base_url))
+        }
+    };
+    app.state.record_response(
+        "POST",
+        &format!("/{tenant}/oauth2/v2.0/token"),
+        RequestKind::Token,
+        status.as_u16(),
+    );
+    let mut resp = (status, axum::Json(json)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&super::state::random_uuid()) {
+        h.insert("x-ms-request-id", v);
+    }
+    resp
+}
+
+/// Admin answers are plain JSON; errors are `{"error": "..."}`.
+fn admin_error(e: StateError) -> Response {
+    let status = match e {
+        StateError::ScaleSetNotFound(_) | StateError::InstanceNotFound { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        StateError::Invalid(_) => StatusCode::BAD_REQUEST,
+    };
+    (status, axum::Json(json!({"error": e.to_string()}))).into_response()
+}
+
+fn admin<T: serde::Serialize>(r: Result<T, StateError>, ok: StatusCode) -> Response {
+    match r {
+        Ok(v) => (ok, axum::Json(v)).into_response(),
+        Err(e) => admin_error(e),
+    }
+}
+
+/// JSON is YAML, so one parser takes either.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, StateError> {
+    serde_yaml::from_slice(body).map_err(|e| StateError::Invalid(format!("bad body: {e}")))
+}
+
+async fn requests(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.state.request_stats()).into_response()
+}
+
+async fn reset_requests(State(app): State<Arc<App>>) -> StatusCode {
+    app.state.reset_requests();
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_tokens(State(app): State<Arc<App>>) -> StatusCode {
+    app.state.expire_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn scale_set_instances(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss)): Path<(String, String, String)>,
+) -> Response {
+    let r = ScaleSetRef::new(sub, rg, vmss);
+    let result = app.state.instances(&r).and_then(|instances| {
+        let faults = app.state.faults(&r)?;
+        Ok(json!({"instances": instances, "faults": faults}))
+    });
+    admin(result, StatusCode::OK)
+}
+
+async fn put_instance(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss, id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let r = ScaleSetRef::new(sub, rg, vmss);
+    let result = parse_body::<InstanceSpec>(&body).and_then(|mut spec| {
+        if spec
+            .id
+            .as_deref()
+            .is_some_and(|b| !b.eq_ignore_ascii_case(&id))
+        {
+            return Err(StateError::Invalid(
+                "the id in the body differs from the path".into(),
+            ));
+        }
+        spec.id = Some(id);
+        app.state.put_instance(&r, spec)
+    });
+    admin(result.map(|()| json!({})), StatusCode::OK)
+}
+
+async fn patch_instance(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss, id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let r = ScaleSetRef::new(sub, rg, vmss);
+    let result = parse_body::<InstanceSpec>(&body)
+        .and_then(|patch| app.state.patch_instance(&r, &id, patch));
+    admin(result.map(|()| json!({})), StatusCode::OK)
+}
+
+async fn delete_instance(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss, id)): Path<(String, String, String, String)>,
+) -> Response {
+    let r = ScaleSetRef::new(sub, rg, vmss);
+    match app.state.remove_instance(&r, &id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => admin_error(e),
+    }
+}
+
+async fn get_faults(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss)): Path<(String, String, String)>,
+) -> Response {
+    admin(
+        app.state.faults(&ScaleSetRef::new(sub, rg, vmss)),
+        StatusCode::OK,
+    )
+}
+
+/// Takes one fault or a list, replacing whatever was armed.
+async fn set_faults(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Fault>),
+        One(Fault),
+    }
+    let r = ScaleSetRef::new(sub, rg, vmss);
+    let result = parse_body::<OneOrMany>(&body).and_then(|f| {
+        let faults = match f {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(f) => vec![f],
+        };
+        app.state.set_faults(&r, faults)
+    });
+    admin(result.map(|()| json!({})), StatusCode::OK)
+}
+
+async fn clear_faults(
+    State(app): State<Arc<App>>,
+    Path((sub, rg, vmss)): Path<(String, String, String)>,
+) -> Response {
+    match app.state.clear_faults(&ScaleSetRef::new(sub, rg, vmss)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => admin_error(e),
+    }
+}
