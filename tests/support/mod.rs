@@ -331,7 +331,10 @@ impl Cluster {
             "0"
         };
         // $0 = script, $1 = dir, $2 = keep. `up` output goes to DIR/up.log.
+        // SIGPIPE is ignored: if the test process died during `up`, `echo ready` must not
+        // kill the watchdog before it runs `down`.
         const WATCHDOG: &str = r#"
+            trap '' PIPE
             if "$0" up "$1" </dev/null >"$1/up.log" 2>&1; then echo ready; else echo failed; fi
             cat >/dev/null
             "$0" down "$1" </dev/null >/dev/null 2>&1
