@@ -150,7 +150,7 @@ impl Reply {
     fn json(status: StatusCode, v: &Value) -> Self {
         Self {
             status,
-            body: serde_json::to_vec(v).unwrap_or_default(),
+            body: to_bytes(v),
             headers: Vec::new(),
         }
     }
@@ -163,6 +163,25 @@ impl Reply {
         self.headers.push((name, value.into()));
         self
     }
+}
+
+/// serde_json's maps sort their keys, but ARM writes a page's `value`
+/// before its `nextLink`, and a cut-off page should lose the link, not the
+/// items.
+fn to_bytes(v: &Value) -> Vec<u8> {
+    let Some(map) = v.as_object().filter(|m| m.contains_key("value")) else {
+        return serde_json::to_vec(v).unwrap_or_default();
+    };
+    let mut out = b"{\"value\":".to_vec();
+    out.extend(serde_json::to_vec(&map["value"]).unwrap_or_default());
+    for (k, v) in map.iter().filter(|(k, _)| *k != "value") {
+        out.push(b',');
+        out.extend(serde_json::to_vec(k).unwrap_or_default());
+        out.push(b':');
+        out.extend(serde_json::to_vec(v).unwrap_or_default());
+    }
+    out.push(b'}');
+    out
 }
 
 /// What to do once the world lock is released.
@@ -1293,7 +1312,7 @@ fn apply_to_body(
         Applied::Timeout(secs) => Plan::Hang(Duration::from_secs(secs)),
         Applied::Malformed => {
             // Valid-looking JSON with one stray comma: a parser must fail.
-            let text = body.to_string();
+            let text = String::from_utf8_lossy(&to_bytes(&body)).into_owned();
             let broken = text.replacen(',', ",,", 1);
             let broken = if broken == text {
                 format!("{text}}}")
@@ -1307,7 +1326,7 @@ fn apply_to_body(
             })
         }
         Applied::Truncated(pct) => {
-            let mut bytes = body.to_string().into_bytes();
+            let mut bytes = to_bytes(&body);
             let cut = (bytes.len() * usize::from(pct) / 100).max(1);
             bytes.truncate(cut);
             Plan::Now(Reply {
