@@ -8,7 +8,8 @@
 #
 # Note: the development machines of this project have no Docker engine, so this file is not
 # built in CI here; keep it minimal. The builder stage runs on the target platform (BuildKit
-# --platform), so `uname -m` picks the matching musl target (x86_64 or aarch64).
+# --platform), so `uname -m` picks the matching musl target (x86_64 or aarch64); C code
+# (ring) is compiled with musl-tools' musl-gcc (TARGET_CC) so the binary is fully static.
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -23,7 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     set -eux; \
     target="$(uname -m)-unknown-linux-musl"; \
     rustup target add "$target"; \
-    cargo build --release --locked --bin scaleset-watch --target "$target"; \
+    TARGET_CC=musl-gcc cargo build --release --locked --bin scaleset-watch --target "$target"; \
     install -D -m 0755 "target/$target/release/scaleset-watch" /out/scaleset-watch
 
 FROM gcr.io/distroless/static-debian12:nonroot

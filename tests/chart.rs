@@ -1252,3 +1252,200 @@ fn rbac_with_watch_namespace_is_namespaced() {
     );
     uninstall(cluster, &i);
 }
+
+// ---------------------------------------------------------------------------------------
+// The harness itself (tests/support)
+// ---------------------------------------------------------------------------------------
+
+/// Decodes the (unverified) claims of a JWT.
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("JWT has a payload");
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut bytes = Vec::new();
+    for c in payload.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => continue,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            bytes.push((bits >> nbits) as u8);
+        }
+    }
+    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
+}
+
+#[test]
+fn harness_parses_control_plane_exports() {
+    let vars = support::parse_exports(
+        "export A='x y' B='z'\nexport PATH='/opt/bin':\"$HOME\"\n# comment\nexport EMPTY=''\n",
+    );
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(
+        vars,
+        [
+            ("A".to_owned(), "x y".to_owned()),
+            ("B".to_owned(), "z".to_owned()),
+            ("PATH".to_owned(), format!("/opt/bin:{home}")),
+            ("EMPTY".to_owned(), String::new()),
+        ]
+    );
+    let name = unique_name("Some_Prefix.With.Dots");
+    assert!(name.starts_with("some-prefix-with-dots-"), "{name}");
+    assert_ne!(unique_name("x"), unique_name("x"));
+    assert!(unique_name(&"a".repeat(100)).len() <= 63);
+}
+
+#[test]
+fn harness_private_cluster_tokens_and_teardown() {
+    let cluster = Cluster::start();
+    let dir = cluster.dir().to_path_buf();
+    let pids: Vec<u32> = ["etcd.pid", "kube-apiserver.pid"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(cluster.api_url().starts_with("https://127.0.0.1:"));
+    assert!(cluster.ca_file().is_file());
+    let whoami = cluster.kubectl_ok(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(whoami, "ssw-admin");
+
+    let ns = cluster.create_namespace("harness");
+    cluster.create_service_account(&ns, "robot");
+    let token = cluster.service_account_token(
+        &ns,
+        "robot",
+        Some("api://AzureADTokenExchange"),
+        Duration::from_secs(3600),
+    );
+    let claims = jwt_claims(&token);
+    assert_eq!(
+        claims["aud"],
+        serde_json::json!(["api://AzureADTokenExchange"])
+    );
+    assert_eq!(
+        claims["sub"],
+        format!("system:serviceaccount:{ns}:robot").as_str()
+    );
+    assert_eq!(claims["iss"], cluster.api_url());
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 3600);
+
+    let kc = cluster.service_account_kubeconfig(&ns, "robot", None);
+    let out = cluster.kubectl_as(
+        &kc,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("system:serviceaccount:{ns}:robot"),
+        "{}",
+        describe("whoami", &out)
+    );
+    let out = cluster.kubectl_as(&kc, &["get", "namespaces"]);
+    assert!(
+        stderr(&out).contains("Forbidden"),
+        "{}",
+        describe("get namespaces as robot", &out)
+    );
+
+    drop(cluster);
+    let alive = |pid: &u32| Path::new(&format!("/proc/{pid}")).exists();
+    assert!(
+        wait_for(Duration::from_secs(10), || !pids.iter().any(alive)),
+        "control plane still running"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !dir.exists()),
+        "{} not removed",
+        dir.display()
+    );
+}
+
+#[test]
+fn readme_documents_every_value_and_the_crd_upgrade() {
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+            .unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.schema.json")).unwrap(),
+    )
+    .unwrap();
+    fn walk(path: &str, v: &Value, schema: &Value, readme: &str, missing: &mut Vec<String>) {
+        if !path.is_empty() && readme.contains(&format!("`{path}`")) {
+            return;
+        }
+        match v {
+            Value::Object(map) if path.is_empty() || schema["additionalProperties"] == false => {
+                for (k, child) in map {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(&p, child, &schema["properties"][k], readme, missing);
+                }
+            }
+            _ => missing.push(path.to_owned()),
+        }
+    }
+    let mut missing = Vec::new();
+    walk("", &values, &schema, &readme, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "values missing from the README values table: {missing:?}"
+    );
+    assert!(readme.contains("kubectl apply --server-side -f charts/scaleset-watch/crds/"));
+    assert!(readme.contains("never upgrades"));
+}
+
+#[test]
+fn dockerfile_matches_the_chart() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+            .unwrap();
+    let uid = values["securityContext"]["runAsUser"].as_i64().unwrap();
+    assert_eq!(uid, 65532);
+    assert!(
+        dockerfile.contains(&format!("USER {uid}:{uid}")),
+        "image must run as the chart's runAsUser"
+    );
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["/scaleset-watch"]"#));
+    assert!(dockerfile.contains(r#"CMD ["run"]"#));
+    assert!(dockerfile.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
+    assert!(
+        dockerfile.contains("unknown-linux-musl"),
+        "static binary for distroless/static"
+    );
+    let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).unwrap();
+    for path in ["Cargo.toml", "Cargo.lock", "src/"] {
+        assert!(
+            ignore.contains(&format!("!{path}")),
+            ".dockerignore must let {path} in"
+        );
+    }
+}
