@@ -1344,7 +1344,6 @@ async fn azure_identity_credentials_work_against_the_simulator() {
         client_id: Some(CLIENT.to_owned()),
         tenant_id: Some(TENANT.to_owned()),
         token_file_path: Some(token_file),
-        ..Default::default()
     }))
     .unwrap();
     let token = credential

@@ -398,7 +398,7 @@ async fn verify_assertion(
     }
     let by_audience: Vec<&&FederatedIdentity> = by_issuer
         .iter()
-        .filter(|f| aud.iter().any(|a| *a == f.audience))
+        .filter(|f| aud.contains(&f.audience))
         .collect();
     if by_audience.is_empty() {
         return Err(EntraError::invalid_client(
