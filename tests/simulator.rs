@@ -1405,3 +1405,133 @@ async fn azure_identity_sees_entra_errors() {
         assert_eq!(http_error, !line_breaks, "line breaks {line_breaks}: {err}");
     }
 }
+
+#[test]
+fn every_example_scenario_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/simulator");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = scaleset_watch::simulator::scenario::expand_env(&text, |name| {
+            Some(format!("https://{name}.test"))
+        })
+        .unwrap();
+        let scenario =
+            Scenario::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!scenario.subscriptions.is_empty(), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 5, "{seen} examples");
+}
+
+#[tokio::test]
+async fn a_thousand_instances_page_in_tens() {
+    let yaml = scenario_yaml()
+        .replace("generate: {count: 12}", "generate: {count: 1000}")
+        .replace("pageSize: 5", "pageSize: 100");
+    let env = Env::start_with(&yaml).await;
+    let token = env.bearer().await;
+    let started = std::time::Instant::now();
+    let (items, pages) = env.list_all("workers", &token).await;
+    let took = started.elapsed();
+    assert_eq!(pages, 10);
+    assert_eq!(items.len(), 1000);
+    let ids: HashSet<&str> = items
+        .iter()
+        .map(|i| i["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1000);
+    let fds: HashSet<u64> = items
+        .iter()
+        .map(|i| {
+            i["properties"]["instanceView"]["platformFaultDomain"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(fds.len(), 5);
+    assert!(
+        took < Duration::from_secs(10),
+        "listing 1000 instances took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn enforced_budgets_throttle_eager_clients() {
+    let yaml = format!(
+        "rateLimits: {{enforce: true, scaleSetVm3Min: 3, subscriptionReads: 1000}}\n{}",
+        scenario_yaml()
+    );
+    let env = Env::start_with(&yaml).await;
+    let token = env.bearer().await;
+    let url = env.list_url("web", API);
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let resp = env.get(&url, Some(&token)).await;
+        assert_eq!(resp.status(), 200);
+        remaining.push(
+            resp.headers()["x-ms-ratelimit-remaining-resource"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(
+        remaining[2].starts_with("Microsoft.Compute/GetVMScaleSetVM3Min;0,"),
+        "{remaining:?}"
+    );
+    let resp = env.get(&url, Some(&token)).await;
+    assert_eq!(resp.status(), 429);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=180).contains(&wait), "{wait}");
+
+    let yaml = format!(
+        "rateLimits: {{enforce: true, subscriptionReads: 2, subscriptionReadsPerSecond: 1}}\n{}",
+        scenario_yaml()
+    );
+    let env = Env::start_with(&yaml).await;
+    let token = env.bearer().await;
+    let url = env.list_url("web", API);
+    assert_eq!(env.get(&url, Some(&token)).await.status(), 200);
+    assert_eq!(env.get(&url, Some(&token)).await.status(), 200);
+    let (status, body) = env.get_json(&url, &token).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (429, "SubscriptionRequestsThrottled")
+    );
+}
+
+#[tokio::test]
+async fn http2_and_http1_are_both_served() {
+    let env = Env::start().await;
+    let resp = env.http.get(env.url("/_sim/healthz")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http1 = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(env.sim.ca_pem().as_bytes()).unwrap()])
+        .http1_only()
+        .build()
+        .unwrap();
+    let resp = http1.get(env.url("/_sim/healthz")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    // The certificate names every loopback spelling.
+    let localhost = env.sim.base_url().replace("127.0.0.1", "localhost");
+    assert_eq!(
+        http1
+            .get(format!("{localhost}/_sim/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -4,13 +4,21 @@
 //!
 //! It serves:
 //! - `POST /{tenant}/oauth2/v2.0/token`: client credentials, with a client
-//!   secret or a workload-identity assertion ([`tokens`]);
+//!   secret or a workload-identity assertion;
 //! - `GET .../virtualMachineScaleSets/{vmss}/virtualMachines` (the VMSS VM
 //!   list with instance views), `GET .../virtualMachineScaleSets/{vmss}` and
 //!   the resource group's `GET .../virtualMachines?$filter=...` for Flexible
-//!   sets ([`arm`]);
-//! - `/_sim/...`: an admin API for tests (request counts, instance changes,
-//!   faults), unauthenticated.
+//!   sets;
+//! - `/_sim/...`: an admin API for tests, unauthenticated (bodies are JSON
+//!   or YAML, in the scenario's shapes):
+//!   - `GET /_sim/healthz`;
+//!   - `GET /_sim/requests` ([`RequestStats`]), `POST /_sim/requests/reset`;
+//!   - `POST /_sim/tokens/expire`: every token issued so far expires;
+//!   - `GET /_sim/scalesets/{sub}/{rg}/{vmss}`: instances and armed faults;
+//!   - `PUT|PATCH|DELETE /_sim/scalesets/{sub}/{rg}/{vmss}/instances/{id}`:
+//!     replace (or add), change some fields of, or remove an instance;
+//!   - `GET|POST|DELETE /_sim/scalesets/{sub}/{rg}/{vmss}/faults`: list,
+//!     replace (one fault or a list), or clear the faults.
 //!
 //! What it contains is a [`Scenario`] (YAML; see [`scenario`] for the
 //! format). In-process tests start it with [`Simulator::start`]:

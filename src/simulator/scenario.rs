@@ -27,6 +27,7 @@
 //!     jwksUrl: https://127.0.0.1:6443/openid/v1/jwks   # or jwksFile: PATH, or jwks: {keys: [...]}
 //!     jwksCaFile: /tmp/cp/certs/apiserver.crt          # CA to trust for jwksUrl
 //!     jwksTokenFile: /tmp/cp/admin-token               # optional bearer token for jwksUrl
+//!     jwksToken: ${SSW_ADMIN_TOKEN}                    # ...or inline
 //! subscriptions:
 //!   - id: 00000000-0000-0000-0000-0000000000aa
 //!     tenantId: 72f988bf-0000-0000-0000-000000000001  # optional; tokens of other tenants get 401
@@ -71,6 +72,9 @@
 //! retryAfterSeconds?}`, `timeout: {seconds?}`, `malformedJson: {}`,
 //! `truncatedJson: {percent?}`, `foreignNextLink: {host?}`, `nextLinkLoop: {}`,
 //! `oversizedBody: {megabytes?}`.
+//!
+//! Scenario files may use `${NAME}` for environment variables (an unset one
+//! is an error).
 //!
 //! A deallocated instance reports no VM agent, extensions or application health,
 //! as Azure does; a stopped one reports its agent not ready unless told otherwise.
@@ -195,6 +199,9 @@ pub struct FederatedIdentity {
     pub jwks_ca_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_token_file: Option<PathBuf>,
+    /// A bearer token for `jwksUrl` given inline (e.g. `${SSW_ADMIN_TOKEN}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
     /// An inline JWKS document, handy for tests.
@@ -590,12 +597,15 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// Reads a scenario file, replacing `${NAME}` with environment
+    /// variables first, so that a file can point at a control plane whose
+    /// URL and CA path are only known at run time.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_yaml(&text)
+        Self::from_yaml(&expand_env(&text, |name| std::env::var(name).ok())?)
     }
 
     /// Checks what serde cannot: uniqueness (ARM names are case-insensitive),
@@ -648,6 +658,36 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// `${NAME}` → `lookup(NAME)`; an unknown name is an error rather than an
+/// empty string, which would only fail later and more obscurely.
+pub fn expand_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ScenarioError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| ScenarioError::Invalid("unterminated ${ in scenario".into()))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ScenarioError::Invalid(format!(
+                "bad variable name ${{{name}}}"
+            )));
+        }
+        let value = lookup(name).ok_or_else(|| {
+            ScenarioError::Invalid(format!("the scenario uses ${{{name}}}, which is not set"))
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 impl ScaleSetSpec {
@@ -840,6 +880,18 @@ mod tests {
             Scenario::from_yaml(orphan),
             Err(ScenarioError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn environment_variables_expand() {
+        let lookup = |n: &str| (n == "URL").then(|| "https://127.0.0.1:6443".to_owned());
+        assert_eq!(
+            expand_env("jwksUrl: ${URL}/openid/v1/jwks", lookup).unwrap(),
+            "jwksUrl: https://127.0.0.1:6443/openid/v1/jwks"
+        );
+        assert!(expand_env("a: ${NOPE}", lookup).is_err());
+        assert!(expand_env("a: ${URL", lookup).is_err());
+        assert_eq!(expand_env("plain $HOME", lookup).unwrap(), "plain $HOME");
     }
 
     #[test]

@@ -458,7 +458,9 @@ async fn fetch_jwks(f: &FederatedIdentity, url: &str) -> Result<Value, String> {
     }
     let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
     let mut request = client.get(url);
-    if let Some(token_file) = &f.jwks_token_file {
+    if let Some(token) = &f.jwks_token {
+        request = request.bearer_auth(token.trim());
+    } else if let Some(token_file) = &f.jwks_token_file {
         let token = tokio::fs::read_to_string(token_file)
             .await
             .map_err(|e| format!("cannot read {}: {e}", token_file.display()))?;
