@@ -768,6 +768,17 @@ async fn next_links_can_leave_the_host_or_loop() {
         "page 2 leads back to page 1"
     );
     assert_ne!(back, page1["nextLink"].as_str().unwrap());
+
+    // `exact`: the link is the very URL page 1 was fetched with, so that a
+    // client remembering the links it followed can tell.
+    env.sim
+        .set_faults(&env.workers(), vec![fault("{nextLinkLoop: {exact: true}}")])
+        .unwrap();
+    let (_, page1) = env.get_json(&url, &token).await;
+    let (_, page2) = env
+        .get_json(page1["nextLink"].as_str().unwrap(), &token)
+        .await;
+    assert_eq!(page2["nextLink"].as_str(), Some(url.as_str()));
 }
 
 #[tokio::test]

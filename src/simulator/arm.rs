@@ -237,21 +237,24 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The query with `$skiptoken` replaced, the other parameters kept
-    /// byte for byte as the client sent them.
-    fn with_skiptoken(&self, token: &SkipToken) -> String {
-        let mut parts: Vec<String> = self
-            .raw
+    /// The query without `$skiptoken`, the other parameters kept byte for
+    /// byte as the client sent them.
+    fn without_skiptoken(&self) -> String {
+        self.raw
             .split('&')
             .filter(|p| !p.is_empty())
             .filter(|p| {
                 let key = percent_decode(p.split('=').next().unwrap_or_default());
                 !key.eq_ignore_ascii_case("$skiptoken")
             })
-            .map(str::to_owned)
-            .collect();
-        parts.push(format!("$skiptoken={}", token.encode()));
-        parts.join("&")
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    fn with_skiptoken(&self, token: &SkipToken) -> String {
+        let rest = self.without_skiptoken();
+        let sep = if rest.is_empty() { "" } else { "&" };
+        format!("{rest}{sep}$skiptoken={}", token.encode())
     }
 }
 
@@ -826,6 +829,8 @@ impl Ctx<'_> {
                 "x-ms-ratelimit-remaining-subscription-reads",
                 sub_left.to_string(),
             )
+            // The scale set GET has its own Compute budget, which the
+            // simulator does not model; it reports a comfortable one.
             .header_unless_present(
                 "x-ms-ratelimit-remaining-resource",
                 "Microsoft.Compute/GetVMScaleSet3Min;197,Microsoft.Compute/GetVMScaleSet30Min;1297"
@@ -913,7 +918,7 @@ impl Ctx<'_> {
                 ss.spec.orchestration_mode == OrchestrationMode::Flexible
                     && render::scale_set_id(ss).eq_ignore_ascii_case(id)
             });
-            if filtered_id.is_some() && target.is_none() {
+            if target.is_none() {
                 let r = Reply::json(StatusCode::OK, &json!({"value": []}));
                 return Plan::Now(r.header(
                     "x-ms-ratelimit-remaining-subscription-reads",
@@ -1105,7 +1110,16 @@ impl Ctx<'_> {
                 next = Some(self.link(&format!("https://{host}"), &token));
                 None
             }
-            Some(Applied::NextLinkLoop) => {
+            Some(Applied::NextLinkLoop { exact: true }) => {
+                next = Some(format!(
+                    "{}{}?{}",
+                    self.base,
+                    self.path,
+                    self.query.without_skiptoken()
+                ));
+                None
+            }
+            Some(Applied::NextLinkLoop { exact: false }) => {
                 let token = SkipToken {
                     after: String::new(),
                     page: 1,
@@ -1167,7 +1181,9 @@ enum Applied {
     Malformed,
     Truncated(u8),
     ForeignNextLink(String),
-    NextLinkLoop,
+    NextLinkLoop {
+        exact: bool,
+    },
     Oversized(u32),
 }
 
@@ -1225,7 +1241,7 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         FaultKind::MalformedJson(_) => Applied::Malformed,
         FaultKind::TruncatedJson(t) => Applied::Truncated(t.percent),
         FaultKind::ForeignNextLink(f) => Applied::ForeignNextLink(f.host.clone()),
-        FaultKind::NextLinkLoop(_) => Applied::NextLinkLoop,
+        FaultKind::NextLinkLoop(l) => Applied::NextLinkLoop { exact: l.exact },
         FaultKind::OversizedBody(o) => Applied::Oversized(o.megabytes),
     };
     if let Some(c) = &mut fault.count {
@@ -1349,7 +1365,7 @@ fn apply_to_body(
             Plan::Now(Reply::json(StatusCode::OK, &body))
         }
         // Link faults are applied by the listing itself.
-        Applied::ForeignNextLink(_) | Applied::NextLinkLoop => {
+        Applied::ForeignNextLink(_) | Applied::NextLinkLoop { .. } => {
             Plan::Now(Reply::json(StatusCode::OK, &body))
         }
     }

@@ -70,7 +70,7 @@
 //!
 //! Fault kinds: `throttle: {retryAfterSeconds, policy?}`, `serverError: {status,
 //! retryAfterSeconds?}`, `timeout: {seconds?}`, `malformedJson: {}`,
-//! `truncatedJson: {percent?}`, `foreignNextLink: {host?}`, `nextLinkLoop: {}`,
+//! `truncatedJson: {percent?}`, `foreignNextLink: {host?}`, `nextLinkLoop: {exact?}`,
 //! `oversizedBody: {megabytes?}`.
 //!
 //! Scenario files may use `${NAME}` for environment variables (an unset one
@@ -450,8 +450,9 @@ pub enum FaultKind {
     MalformedJson(NoOptions),
     TruncatedJson(TruncatedFault),
     ForeignNextLink(ForeignNextLinkFault),
-    /// The page's nextLink leads back to page 1 (a fresh skiptoken each time).
-    NextLinkLoop(NoOptions),
+    /// The page's nextLink leads back to page 1: with a fresh skiptoken each
+    /// time, or with `exact: true` the very URL page 1 was fetched with.
+    NextLinkLoop(NextLinkLoopFault),
     OversizedBody(OversizedFault),
 }
 
@@ -496,6 +497,13 @@ pub struct TruncatedFault {
 pub struct ForeignNextLinkFault {
     #[serde(default = "default_foreign_host")]
     pub host: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NextLinkLoopFault {
+    #[serde(default)]
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
