@@ -43,7 +43,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
-  exit 2
+  exit "${1:-2}"
 }
 
 # ---------------------------------------------------------------------------
@@ -180,18 +180,18 @@ EOF
 # up / down
 # ---------------------------------------------------------------------------
 
-# A port in 20000-32767 (below Linux's ephemeral range, so outgoing
-# connections don't take it) that nothing listens on and that we have not
-# handed out yet in this run.
-declare -a USED_PORTS=()
+# Sets PORT to a port in 20000-32767 (below Linux's ephemeral range, so
+# outgoing connections don't take it) that no TCP socket uses and that this
+# run has not handed out yet. (Not called in $(...): USED_PORTS must persist.)
+USED_PORTS=" "
 free_port() {
   local p i
-  for ((i = 0; i < 200; i++)); do
+  for ((i = 0; i < 500; i++)); do
     p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
-    [[ " ${USED_PORTS[*]-} " == *" $p "* ]] && continue
+    [[ $USED_PORTS == *" $p "* ]] && continue
     if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
-    USED_PORTS+=("$p")
-    echo "$p"
+    USED_PORTS+="$p "
+    PORT=$p
     return 0
   done
   die "no free port found"
@@ -277,14 +277,16 @@ api() {
 }
 
 start_once() {
+  # Runs in a `||` context, where errexit is off: every failure here either
+  # calls die (which exits) or returns 3 (port clash, retried).
   local etcd_port peer_port api_port
-  etcd_port=$(free_port)
-  peer_port=$(free_port)
-  api_port=$(free_port)
+  free_port; etcd_port=$PORT
+  free_port; peer_port=$PORT
+  free_port; api_port=$PORT
   APISERVER_URL="https://127.0.0.1:$api_port"
   local etcd_url="http://127.0.0.1:$etcd_port" peer_url="http://127.0.0.1:$peer_port"
 
-  rm -rf "$CP_DIR/etcd-data" "$CP_DIR/certs"
+  rm -rf "$CP_DIR/etcd-data" "$CP_DIR/certs" || die "cannot clean $CP_DIR"
   start_detached "$CP_DIR/etcd.pid" "$CP_DIR/etcd.log" "$ETCD_BIN" \
     --name=ssw \
     --data-dir="$CP_DIR/etcd-data" \
@@ -452,7 +454,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
-    -h | --help | help) usage ;;
+    -h | --help | help) usage 0 ;;
     *) usage ;;
   esac
 }
