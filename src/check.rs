@@ -1,7 +1,7 @@
 //! `scaleset-watch check`: the controller's judgement of one scale set, printed in a terminal.
 
 use crate::arm::client::{ArmClient, Limits, ScaleSetRef};
-use crate::arm::model::{ScaleSetVm, parse_page};
+use crate::arm::model::{ListPages, parse_page};
 use crate::azure::{self, EndpointOverrides};
 use crate::crd::{
     Cloud, DEFAULT_API_VERSION, ExpectedPowerState, HealthPolicy, ScaleSetWatchStatus,
@@ -102,14 +102,20 @@ pub async fn run(args: Args) -> i32 {
         },
         require_vm_agent: !args.no_vm_agent,
     };
-    let (vms, name) = match load(&args).await {
+    let (pages, name) = match load(&args).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let fleet = health::assess(&vms, &policy);
+    let fleet = match pages.vms() {
+        Ok(vms) => health::assess(&vms, &policy),
+        Err(e) => {
+            eprintln!("error: invalid list response: {e}");
+            return 2;
+        }
+    };
     let outcome = Outcome::Polled {
         health: &fleet,
         scale_set: &name,
@@ -133,9 +139,9 @@ pub async fn run(args: Args) -> i32 {
     if fleet.policy_met { 0 } else { 1 }
 }
 
-async fn load(args: &Args) -> Result<(Vec<ScaleSetVm>, String), String> {
+async fn load(args: &Args) -> Result<(ListPages, String), String> {
     if !args.from_file.is_empty() {
-        let mut vms = Vec::new();
+        let mut pages = Vec::new();
         for path in &args.from_file {
             let body = if path.as_os_str() == "-" {
                 let mut buf = Vec::new();
@@ -146,11 +152,11 @@ async fn load(args: &Args) -> Result<(Vec<ScaleSetVm>, String), String> {
             } else {
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
             };
-            let page = parse_page(&body)
+            parse_page(&body)
                 .map_err(|e| format!("{} is not a list response: {e}", path.display()))?;
-            vms.extend(page.value);
+            pages.push(body);
         }
-        return Ok((vms, "(from files)".into()));
+        return Ok((ListPages::new(pages), "(from files)".into()));
     }
     let (Some(subscription), Some(resource_group), Some(scale_set)) =
         (&args.subscription, &args.resource_group, &args.scale_set)
@@ -172,7 +178,7 @@ async fn load(args: &Args) -> Result<(Vec<ScaleSetVm>, String), String> {
         scale_set_name: scale_set.clone(),
         api_version: args.api_version.clone(),
     };
-    let vms = poller
+    let pages = poller
         .poll(
             args.cloud.into(),
             &target,
@@ -181,7 +187,7 @@ async fn load(args: &Args) -> Result<(Vec<ScaleSetVm>, String), String> {
         )
         .await
         .map_err(|e| format!("{} ({})", e, e.reason()))?;
-    Ok((vms.as_ref().clone(), scale_set.clone()))
+    Ok((pages.as_ref().clone(), scale_set.clone()))
 }
 
 fn table(name: &str, status: &ScaleSetWatchStatus) -> String {

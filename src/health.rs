@@ -219,9 +219,10 @@ pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth
             problems.push(Problem::ExtensionFailed {
                 name: ext
                     .name
-                    .clone()
-                    .or_else(|| ext.kind.clone())
-                    .unwrap_or_else(|| "(unnamed)".into()),
+                    .as_deref()
+                    .or(ext.kind.as_deref())
+                    .unwrap_or("(unnamed)")
+                    .to_owned(),
                 detail: describe(status, "failed"),
             });
         }
@@ -229,7 +230,7 @@ pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth
     if let Some(agent) = &view.vm_agent {
         for handler in &agent.extension_handlers {
             if let Some(status) = handler.status.as_ref().filter(|s| is_failure(s)) {
-                let name = handler.kind.clone().unwrap_or_else(|| "(unnamed)".into());
+                let name = handler.kind.as_deref().unwrap_or("(unnamed)").to_owned();
                 // A failed extension is reported by its own name, not again through its handler.
                 let already = view.extensions.iter().any(|e| {
                     e.kind.as_deref() == Some(name.as_str()) && e.statuses.iter().any(is_failure)
@@ -246,7 +247,7 @@ pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth
     for disk in &view.disks {
         if let Some(status) = disk.statuses.iter().find(|s| is_failure(s)) {
             problems.push(Problem::DiskFailed {
-                name: disk.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+                name: disk.name.as_deref().unwrap_or("(unnamed)").to_owned(),
                 detail: describe(status, "failed"),
             });
         }
@@ -367,7 +368,10 @@ fn provisioning_problem(vm: &ScaleSetVm, view: &InstanceView) -> Option<Problem>
             let rest = code_suffix(s.code(), "ProvisioningState/").unwrap_or("");
             (rest.split('/').next().unwrap_or("").to_owned(), Some(s))
         }
-        None => (vm.properties.provisioning_state.clone()?, None),
+        None => (
+            vm.properties.provisioning_state.as_deref()?.to_owned(),
+            None,
+        ),
     };
     match state.to_ascii_lowercase().as_str() {
         "succeeded" => None,
@@ -436,7 +440,7 @@ fn describe(status: &Status, fallback: &str) -> String {
     match (display, message) {
         (_, Some(m)) => m.to_owned(),
         (Some(d), None) => d.to_owned(),
-        (None, None) => status.code.clone().unwrap_or_else(|| fallback.to_owned()),
+        (None, None) => status.code.as_deref().unwrap_or(fallback).to_owned(),
     }
 }
 
@@ -469,9 +473,12 @@ mod tests {
         })
     }
 
-    fn vms(values: Vec<Value>) -> Vec<ScaleSetVm> {
+    fn vms(values: Vec<Value>) -> Vec<ScaleSetVm<'static>> {
         let body = serde_json::to_vec(&json!({ "value": values })).expect("serializes");
-        parse_page(&body).expect("parses").value
+        // Leaked so the parsed instances may borrow from it for the rest of the test.
+        parse_page(Box::leak(body.into_boxed_slice()))
+            .expect("parses")
+            .value
     }
 
     fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth {
@@ -802,8 +809,8 @@ mod tests {
             ],
             "nextLink": null
         });
-        let parsed =
-            parse_page(&serde_json::to_vec(&page).expect("serializes")).expect("tolerated");
+        let body = serde_json::to_vec(&page).expect("serializes");
+        let parsed = parse_page(&body).expect("tolerated");
         assert_eq!(parsed.value.len(), 1);
         assert_eq!(parsed.value[0].display_id(), "3");
         let view = parsed.value[0]

@@ -2,7 +2,7 @@
 //! credentials share one ARM fetch per interval. Knows Azure, not Kubernetes.
 
 use crate::arm::client::{ArmClient, ArmError, ScaleSetRef};
-use crate::arm::model::ScaleSetVm;
+use crate::arm::model::ListPages;
 use crate::azure::{self, AzureSetupError, ClientSecret, EndpointOverrides};
 use crate::crd::Cloud;
 use azure_core::credentials::TokenCredential;
@@ -77,7 +77,7 @@ struct PollKey {
 
 struct CachedPoll {
     at: Instant,
-    result: Result<Arc<Vec<ScaleSetVm>>, PollError>,
+    result: Result<Arc<ListPages>, PollError>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<CachedPoll>>>;
@@ -109,7 +109,7 @@ impl Poller {
         target: &ScaleSetRef,
         source: &CredentialSource,
         max_age: Duration,
-    ) -> Result<Arc<Vec<ScaleSetVm>>, PollError> {
+    ) -> Result<Arc<ListPages>, PollError> {
         let endpoints = azure::endpoints(cloud, &self.overrides);
         let credential_key = CredentialKey {
             authority: endpoints.authority.to_string(),
@@ -170,7 +170,7 @@ impl Poller {
         target: &ScaleSetRef,
         source: &CredentialSource,
         key: CredentialKey,
-    ) -> Result<Vec<ScaleSetVm>, PollError> {
+    ) -> Result<ListPages, PollError> {
         let credential = self.credential(endpoints, source, key)?;
         Ok(self
             .arm

@@ -1,6 +1,6 @@
 //! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
 
-use crate::arm::client::ScaleSetRef;
+use crate::arm::client::{ArmError, ScaleSetRef};
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
@@ -156,14 +156,20 @@ async fn reconcile_inner(
         Err(e) => Err(e),
     };
 
+    // The pages were checked to be JSON when fetched; the lenient typed parse accepts any JSON.
+    let polled = polled.and_then(|pages| {
+        pages
+            .vms()
+            .map(|vms| health::assess(&vms, &spec.health))
+            .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
+    });
     let now = jiff::Timestamp::now();
     let (next, action, failure) = match &polled {
-        Ok(vms) => {
-            let fleet = health::assess(vms, &spec.health);
+        Ok(fleet) => {
             ctx.metrics
                 .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
             let outcome = Outcome::Polled {
-                health: &fleet,
+                health: fleet,
                 scale_set: &spec.scale_set_name,
                 min_healthy_percent: spec.health.min_healthy_percent,
             };

@@ -9,9 +9,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/arm-examples")
 }
 
-fn page(name: &str) -> VmListPage {
+fn page(name: &str) -> VmListPage<'static> {
     let body = std::fs::read(fixtures().join(name)).expect("fixture exists");
-    parse_page(&body).expect("example parses")
+    // Leaked so the parsed page may borrow from it for the rest of the test.
+    parse_page(Box::leak(body.into_boxed_slice())).expect("example parses")
 }
 
 fn fleet(name: &str) -> FleetHealth {

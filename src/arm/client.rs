@@ -1,6 +1,6 @@
 //! The ARM client: lists a scale set's VM instance views, page by page, within Azure's budget.
 
-use super::model::{ScaleSetVm, parse_page};
+use super::model::{ListPages, PageLink};
 use azure_core::credentials::TokenCredential;
 use rand::RngExt;
 use serde::Deserialize;
@@ -154,14 +154,14 @@ impl ArmClient {
         target: &ScaleSetRef,
         credential: &dyn TokenCredential,
         scope: &str,
-    ) -> Result<Vec<ScaleSetVm>, ArmError> {
+    ) -> Result<ListPages, ArmError> {
         let gate_key = (
             arm.host_str().unwrap_or("").to_ascii_lowercase(),
             target.subscription_id.to_ascii_lowercase(),
         );
         let mut url = target.list_url(arm)?;
         let mut seen = HashSet::new();
-        let mut vms = Vec::new();
+        let mut pages = Vec::new();
         loop {
             if !seen.insert(url.to_string()) {
                 return Err(ArmError::InvalidResponse(format!(
@@ -176,12 +176,18 @@ impl ArmClient {
                 )));
             }
             let body = self.get_page(&url, &gate_key, credential, scope).await?;
-            let page = parse_page(&body)
-                .map_err(|e| ArmError::InvalidResponse(format!("page is not valid JSON: {e}")))?;
-            vms.extend(page.value);
-            match page.next_link.filter(|l| !l.is_empty()) {
-                Some(next) => url = validate_next_link(arm, &next)?,
-                None => return Ok(vms),
+            // Only the link is read now (a validating pass at the cost of a skip); each watch
+            // parses the instances later, borrowing from the kept body.
+            let link = serde_json::from_slice::<PageLink>(&body)
+                .map_err(|e| ArmError::InvalidResponse(format!("page is not valid JSON: {e}")))?
+                .next_link
+                .filter(|l| !l.is_empty())
+                .map(|l| validate_next_link(arm, &l))
+                .transpose()?;
+            pages.push(body);
+            match link {
+                Some(next) => url = next,
+                None => return Ok(ListPages::new(pages)),
             }
         }
     }

@@ -5,34 +5,35 @@
 //! field of an unexpected type must cost us that field, never the whole poll.
 
 use serde::Deserialize;
+use std::borrow::Cow;
 
 mod lenient;
 
 /// One page of the list response.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct VmListPage {
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub value: Vec<ScaleSetVm>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub next_link: Option<String>,
+pub struct VmListPage<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub value: Vec<ScaleSetVm<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub next_link: Option<Cow<'a, str>>,
 }
 
 /// A VM of the scale set.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ScaleSetVm {
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub instance_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object_or_default")]
-    pub properties: VmProperties,
+pub struct ScaleSetVm<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub instance_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::object_or_default")]
+    pub properties: VmProperties<'a>,
 }
 
-impl ScaleSetVm {
+impl ScaleSetVm<'_> {
     /// The instance ID as ARM reports it, else the last segment of the resource ID (the
     /// minimal spec example has only `id`), else the name.
     pub fn display_id(&self) -> &str {
@@ -52,20 +53,20 @@ impl ScaleSetVm {
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct VmProperties {
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub provisioning_state: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub instance_view: Option<InstanceView>,
+pub struct VmProperties<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub provisioning_state: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::object")]
+    pub instance_view: Option<InstanceView<'a>>,
     /// Set on Flexible scale sets from api-version 2025-11-01, which list no instance views.
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub virtual_machine_resource_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub virtual_machine_resource_id: Option<Cow<'a, str>>,
 }
 
 /// `VirtualMachineScaleSetVMInstanceView`.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct InstanceView {
+pub struct InstanceView<'a> {
     #[serde(default, deserialize_with = "lenient::int")]
     pub platform_update_domain: Option<i32>,
     /// The 2017 api-version's spelling of `platformUpdateDomain`, sent as a string.
@@ -73,84 +74,84 @@ pub struct InstanceView {
     pub platform_upgrade_domain: Option<i32>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub platform_fault_domain: Option<i32>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub vm_agent: Option<VmAgent>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub disks: Vec<Disk>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub extensions: Vec<Extension>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub vm_health: Option<VmHealth>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub statuses: Vec<Status>,
+    #[serde(default, borrow, deserialize_with = "lenient::object")]
+    pub vm_agent: Option<VmAgent<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub disks: Vec<Disk<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub extensions: Vec<Extension<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::object")]
+    pub vm_health: Option<VmHealth<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub statuses: Vec<Status<'a>>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct VmAgent {
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub statuses: Vec<Status>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub extension_handlers: Vec<ExtensionHandler>,
+pub struct VmAgent<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub statuses: Vec<Status<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub extension_handlers: Vec<ExtensionHandler<'a>>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ExtensionHandler {
-    #[serde(default, rename = "type", deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub status: Option<Status>,
+pub struct ExtensionHandler<'a> {
+    #[serde(default, borrow, rename = "type", deserialize_with = "lenient::string")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::object")]
+    pub status: Option<Status<'a>>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Disk {
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub statuses: Vec<Status>,
+pub struct Disk<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub statuses: Vec<Status<'a>>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Extension {
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
-    #[serde(default, rename = "type", deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub statuses: Vec<Status>,
+pub struct Extension<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type", deserialize_with = "lenient::string")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub statuses: Vec<Status<'a>>,
 }
 
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct VmHealth {
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub status: Option<Status>,
+pub struct VmHealth<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::object")]
+    pub status: Option<Status<'a>>,
 }
 
 /// `InstanceViewStatus`. `time` is not read: nothing in the health model depends on it.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Status {
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub code: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub level: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub display_status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub message: Option<String>,
+pub struct Status<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub code: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub level: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub display_status: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub message: Option<Cow<'a, str>>,
 }
 
-impl InstanceView {
+impl InstanceView<'_> {
     pub fn update_domain(&self) -> Option<i32> {
         self.platform_update_domain.or(self.platform_upgrade_domain)
     }
 }
 
-impl Status {
+impl Status<'_> {
     pub fn code(&self) -> &str {
         self.code.as_deref().unwrap_or("")
     }
@@ -162,7 +163,42 @@ impl Status {
     }
 }
 
-/// Parses one page. Unknown fields and values of unexpected types are skipped.
-pub fn parse_page(body: &[u8]) -> Result<VmListPage, serde_json::Error> {
+/// Parses one page. Unknown fields and values of unexpected types are skipped. Strings borrow
+/// from `body` where they can, which makes parsing several times cheaper than owning them.
+pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, serde_json::Error> {
     serde_json::from_slice(body)
+}
+
+/// The raw bodies of every page of one list call, checked to be JSON. Kept raw so that each
+/// watch sharing the fetch parses them with borrowed strings.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ListPages {
+    pages: Vec<Vec<u8>>,
+}
+
+impl ListPages {
+    pub fn new(pages: Vec<Vec<u8>>) -> Self {
+        Self { pages }
+    }
+
+    /// Every VM of every page.
+    pub fn vms(&self) -> Result<Vec<ScaleSetVm<'_>>, serde_json::Error> {
+        let mut vms = Vec::new();
+        for body in &self.pages {
+            vms.extend(parse_page(body)?.value);
+        }
+        Ok(vms)
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.pages.iter().map(Vec::len).sum()
+    }
+}
+
+/// What the client needs from a page before the rest: where the next one is.
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PageLink<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::string")]
+    pub next_link: Option<Cow<'a, str>>,
 }
