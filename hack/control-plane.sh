@@ -212,6 +212,7 @@ pid_alive() { # $1=pidfile $2=expected binary substring
 start_detached() { # $1=pidfile $2=logfile rest=command
   local pidfile=$1 logfile=$2; shift 2
   rm -f "$pidfile"
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
     >"$logfile" 2>&1 </dev/null &
   local i
