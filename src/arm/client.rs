@@ -99,6 +99,8 @@ pub struct Limits {
     pub backoff_max: Duration,
     /// A 429 asking for at most this long is waited out inside the call; a longer one ends it.
     pub max_inline_throttle_wait: Duration,
+    /// Per request, from sending to the last byte of the body.
+    pub request_timeout: Duration,
     pub max_page_bytes: usize,
     pub max_pages: usize,
 }
@@ -110,6 +112,7 @@ impl Default for Limits {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             max_inline_throttle_wait: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             max_page_bytes: 32 << 20,
             max_pages: 10_000,
         }
@@ -218,6 +221,7 @@ impl ArmClient {
                 .get(url.clone())
                 .bearer_auth(token.token.secret())
                 .header("accept", "application/json")
+                .timeout(self.limits.request_timeout)
                 .send()
                 .await;
             let response = match sent {

@@ -1,0 +1,420 @@
+//! The ARM client and the shared poller against the simulator: real HTTPS on loopback, real
+//! Entra-style tokens through azure_identity, real ARM error bodies and faults.
+
+use scaleset_watch::arm::client::{ArmClient, Limits, ScaleSetRef};
+use scaleset_watch::azure::{self, ClientSecret, EndpointOverrides};
+use scaleset_watch::crd::{Cloud, HealthPolicy};
+use scaleset_watch::health::assess;
+use scaleset_watch::poller::{CredentialSource, PollError, Poller};
+use scaleset_watch::simulator::{Fault, Scenario, Simulator, SimulatorHandle};
+use std::io::Write;
+use std::time::Duration;
+
+const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
+const TENANT: &str = "0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b";
+const CLIENT: &str = "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e";
+const OUTSIDER: &str = "11111111-2222-4333-8444-555555555555";
+
+fn scenario() -> String {
+    format!(
+        r#"
+servicePrincipals:
+  - {{tenantId: {TENANT}, clientId: {CLIENT}, clientSecret: right, subscriptions: [{SUB}]}}
+  - {{tenantId: {TENANT}, clientId: {OUTSIDER}, clientSecret: outsider, subscriptions: []}}
+subscriptions:
+  - id: {SUB}
+    tenantId: {TENANT}
+    resourceGroups:
+      - name: rg
+        scaleSets:
+          - name: workers
+            pageSize: 5
+            generate: {{count: 12}}
+            instances:
+              - {{id: 3, disks: [{{name: os, state: failed, message: "disk gone"}}]}}
+              - {{id: 7, powerState: deallocated}}
+          - name: faulty
+            pageSize: 2
+            generate: {{count: 5}}
+"#
+    )
+}
+
+struct Env {
+    sim: SimulatorHandle,
+    _ca: tempfile::NamedTempFile,
+    http: reqwest::Client,
+    overrides: EndpointOverrides,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let scenario = Scenario::from_yaml(&scenario()).expect("scenario parses");
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("simulator starts");
+        let mut ca = tempfile::NamedTempFile::new().expect("temp file");
+        ca.write_all(sim.ca_pem().as_bytes()).expect("write CA");
+        let http = azure::http_client(Some(ca.path())).expect("client trusts the simulator CA");
+        let url = url::Url::parse(sim.base_url()).expect("url");
+        Self {
+            sim,
+            _ca: ca,
+            http,
+            overrides: EndpointOverrides {
+                arm: Some(url.clone()),
+                authority: Some(url),
+            },
+        }
+    }
+
+    fn poller(&self, limits: Limits) -> Poller {
+        Poller::new(
+            ArmClient::new(self.http.clone(), limits),
+            self.http.clone(),
+            self.overrides.clone(),
+        )
+    }
+
+    fn sim_ref(&self, vmss: &str) -> scaleset_watch::simulator::ScaleSetRef {
+        scaleset_watch::simulator::ScaleSetRef::new(SUB, "rg", vmss)
+    }
+
+    fn list_requests(&self, vmss: &str) -> u64 {
+        self.sim
+            .request_stats()
+            .scale_set(&self.sim_ref(vmss))
+            .list_pages
+            .count
+    }
+}
+
+fn target(vmss: &str) -> ScaleSetRef {
+    ScaleSetRef {
+        subscription_id: SUB.into(),
+        resource_group: "rg".into(),
+        scale_set_name: vmss.into(),
+        api_version: "2024-11-01".into(),
+    }
+}
+
+fn principal(client: &str, secret: &str) -> CredentialSource {
+    CredentialSource::ServicePrincipal(ClientSecret {
+        tenant_id: TENANT.into(),
+        client_id: client.into(),
+        client_secret: secret.into(),
+    })
+}
+
+fn fast_limits() -> Limits {
+    Limits {
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(100),
+        max_inline_throttle_wait: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+fn fault(yaml: &str) -> Fault {
+    serde_yaml::from_str(yaml).expect("fault parses")
+}
+
+async fn poll(
+    poller: &Poller,
+    vmss: &str,
+) -> Result<std::sync::Arc<scaleset_watch::arm::model::ListPages>, PollError> {
+    poller
+        .poll(
+            Cloud::AzurePublic,
+            &target(vmss),
+            &principal(CLIENT, "right"),
+            Duration::ZERO,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn lists_every_page_and_judges_the_fleet() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    let pages = poll(&poller, "workers").await.expect("poll succeeds");
+    let vms = pages.vms().expect("pages parse");
+    assert_eq!(vms.len(), 12);
+    assert_eq!(
+        env.list_requests("workers"),
+        3,
+        "12 instances at 5 a page are 3 pages"
+    );
+    let fleet = assess(&vms, &HealthPolicy::default());
+    assert_eq!(fleet.counts.total, 12);
+    assert_eq!(fleet.counts.healthy, 10);
+    assert_eq!(fleet.counts.disks_failed, 1);
+    assert_eq!(fleet.counts.deallocated, 1);
+    let ids: Vec<&str> = fleet
+        .unhealthy
+        .iter()
+        .map(|u| u.instance_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["3", "7"]);
+    assert_eq!(
+        fleet.unhealthy[0].reasons,
+        vec!["disk os failed: disk gone".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn arm_errors_map_to_ready_reasons() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    let wrong_secret = poller
+        .poll(
+            Cloud::AzurePublic,
+            &target("workers"),
+            &principal(CLIENT, "wrong"),
+            Duration::ZERO,
+        )
+        .await
+        .expect_err("wrong secret fails");
+    assert_eq!(
+        wrong_secret.reason(),
+        "AuthenticationFailed",
+        "{wrong_secret}"
+    );
+    assert!(
+        !wrong_secret.to_string().contains("wrong"),
+        "the secret must not leak: {wrong_secret}"
+    );
+
+    let outsider = poller
+        .poll(
+            Cloud::AzurePublic,
+            &target("workers"),
+            &principal(OUTSIDER, "outsider"),
+            Duration::ZERO,
+        )
+        .await
+        .expect_err("no access");
+    assert_eq!(outsider.reason(), "Forbidden", "{outsider}");
+    assert!(
+        outsider.to_string().contains("AuthorizationFailed"),
+        "{outsider}"
+    );
+
+    let missing = poll(&poller, "nope").await.expect_err("unknown scale set");
+    assert_eq!(missing.reason(), "ScaleSetNotFound", "{missing}");
+    assert!(
+        missing.to_string().contains("ResourceNotFound"),
+        "{missing}"
+    );
+
+    let mut bad_version = target("workers");
+    bad_version.api_version = "1999-01-01".into();
+    let bad = poller
+        .poll(
+            Cloud::AzurePublic,
+            &bad_version,
+            &principal(CLIENT, "right"),
+            Duration::ZERO,
+        )
+        .await
+        .expect_err("bad api-version");
+    assert_eq!(bad.reason(), "InvalidRequest", "{bad}");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_client_errors_are_not() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{serverError: {status: 503}, count: 2}")],
+        )
+        .expect("fault set");
+    let pages = poll(&poller, "faulty").await.expect("retries get through");
+    assert_eq!(pages.vms().expect("parse").len(), 5);
+    assert_eq!(env.list_requests("faulty"), 5, "2 failed + 3 pages");
+
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{serverError: {status: 500}}")],
+        )
+        .expect("fault set");
+    let before = env.list_requests("faulty");
+    let err = poll(&poller, "faulty").await.expect_err("persistent 500");
+    assert_eq!(err.reason(), "AzureUnavailable");
+    assert_eq!(
+        env.list_requests("faulty") - before,
+        u64::from(Limits::default().attempts)
+    );
+
+    // A 404 is final: one request, no retry.
+    let sent = env.sim.request_stats().total;
+    let _ = poll(&poller, "nope").await.expect_err("404");
+    let tokens = 0; // the credential's token is cached, so only the list call is sent
+    assert_eq!(env.sim.request_stats().total - sent, 1 + tokens);
+}
+
+#[tokio::test]
+async fn throttling_honours_retry_after_and_fails_fast_until_it_passes() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    // Short enough to wait out inside the call.
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{throttle: {retryAfterSeconds: 1}, count: 1}")],
+        )
+        .expect("fault set");
+    let started = std::time::Instant::now();
+    poll(&poller, "faulty")
+        .await
+        .expect("waits out a 1s throttle");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "did not wait for Retry-After"
+    );
+
+    // Too long to wait: the poll fails with the delay, and the next poll is not even sent.
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{throttle: {retryAfterSeconds: 30}}")],
+        )
+        .expect("fault set");
+    let err = poll(&poller, "faulty").await.expect_err("throttled");
+    assert_eq!(err.reason(), "Throttled");
+    let after = err.retry_after().expect("retry-after known");
+    assert!(
+        after > Duration::from_secs(25) && after <= Duration::from_secs(30),
+        "{after:?}"
+    );
+    let sent = env.list_requests("faulty");
+    let again = poll(&poller, "workers")
+        .await
+        .expect_err("same subscription is gated");
+    assert_eq!(again.reason(), "Throttled");
+    assert_eq!(env.list_requests("faulty"), sent);
+    assert_eq!(
+        env.list_requests("workers"),
+        0,
+        "nothing sent while the gate is closed"
+    );
+}
+
+#[tokio::test]
+async fn bad_responses_are_invalid_not_fatal() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    for (yaml, expect) in [
+        ("{malformedJson: {}}", "not valid JSON"),
+        ("{truncatedJson: {percent: 50}}", "not valid JSON"),
+        (
+            "{foreignNextLink: {host: evil.example.com}, page: 1}",
+            "refusing to send the token",
+        ),
+        ("{nextLinkLoop: {exact: true}, page: 2}", "loops back"),
+        ("{oversizedBody: {megabytes: 40}}", "larger than"),
+    ] {
+        env.sim
+            .set_faults(&env.sim_ref("faulty"), vec![fault(yaml)])
+            .expect("fault set");
+        let err = poll(&poller, "faulty").await.expect_err(yaml);
+        assert_eq!(err.reason(), "InvalidResponse", "{yaml}: {err}");
+        assert!(err.to_string().contains(expect), "{yaml}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_arm_times_out_as_unavailable() {
+    let env = Env::start().await;
+    let limits = Limits {
+        attempts: 2,
+        request_timeout: Duration::from_millis(500),
+        ..fast_limits()
+    };
+    let poller = env.poller(limits);
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{timeout: {seconds: 5}}")],
+        )
+        .expect("fault set");
+    let err = poll(&poller, "faulty").await.expect_err("times out");
+    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn watches_of_the_same_scale_set_share_one_fetch_per_interval() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    let interval = Duration::from_secs(60);
+    let creds = principal(CLIENT, "right");
+    let (lower, upper) = (target("workers"), target("WORKERS"));
+    let (a, b) = tokio::join!(
+        poller.poll(Cloud::AzurePublic, &lower, &creds, interval),
+        poller.poll(Cloud::AzurePublic, &upper, &creds, interval),
+    );
+    assert_eq!(a.expect("a").vms().expect("parse").len(), 12);
+    assert_eq!(b.expect("b").vms().expect("parse").len(), 12);
+    assert_eq!(
+        env.list_requests("workers"),
+        3,
+        "one fetch of 3 pages for both"
+    );
+    poller
+        .poll(Cloud::AzurePublic, &target("workers"), &creds, interval)
+        .await
+        .expect("cached");
+    assert_eq!(
+        env.list_requests("workers"),
+        3,
+        "still fresh within the interval"
+    );
+    // Other credentials never see a result fetched with someone else's.
+    let other = poller
+        .poll(
+            Cloud::AzurePublic,
+            &target("workers"),
+            &principal(OUTSIDER, "outsider"),
+            interval,
+        )
+        .await
+        .expect_err("the outsider has no access");
+    assert_eq!(other.reason(), "Forbidden");
+    // A shorter interval wants fresher data.
+    let before = env.list_requests("workers");
+    poller
+        .poll(
+            Cloud::AzurePublic,
+            &target("workers"),
+            &creds,
+            Duration::ZERO,
+        )
+        .await
+        .expect("refetched");
+    assert_eq!(env.list_requests("workers") - before, 3);
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_refused() {
+    let env = Env::start().await;
+    let http = azure::http_client(None).expect("client");
+    let poller = Poller::new(
+        ArmClient::new(http.clone(), fast_limits()),
+        http,
+        env.overrides.clone(),
+    );
+    let err = poll(&poller, "workers")
+        .await
+        .expect_err("self-signed CA is not trusted by default");
+    assert_eq!(
+        err.reason(),
+        "AuthenticationFailed",
+        "the token request fails first: {err}"
+    );
+    assert_eq!(env.list_requests("workers"), 0);
+}
