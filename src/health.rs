@@ -125,6 +125,9 @@ impl fmt::Display for Problem {
                 write!(f, "extension {name} failed: {detail}")
             }
             Self::DiskFailed { name, detail } => write!(f, "disk {name} failed: {detail}"),
+            Self::ApplicationUnhealthy { detail } if detail.eq_ignore_ascii_case("unhealthy") => {
+                f.write_str("application health unhealthy")
+            }
             Self::ApplicationUnhealthy { detail } => {
                 write!(f, "application health unhealthy: {detail}")
             }

@@ -126,12 +126,16 @@ pub trait RequestObserver: Send + Sync {
     fn throttled(&self) {}
 }
 
+type GateKey = (String, String, Option<String>);
+
 pub struct ArmClient {
     http: reqwest::Client,
     limits: Limits,
-    /// Per ARM host and subscription: no request before this instant. After a 429 ARM throttles
-    /// every early request again, so we fail fast locally instead (as cloud-provider-azure does).
-    throttled_until: Mutex<HashMap<(String, String), Instant>>,
+    /// No request before this instant. After a 429 ARM throttles every early request again, so
+    /// we fail fast locally instead (as cloud-provider-azure does). Keyed by ARM host and
+    /// subscription, plus the scale set when Compute throttled that scale set's policy rather
+    /// than ARM the whole subscription.
+    throttled_until: Mutex<HashMap<GateKey, Instant>>,
     observer: Option<std::sync::Arc<dyn RequestObserver>>,
 }
 
@@ -161,6 +165,7 @@ impl ArmClient {
         let gate_key = (
             arm.host_str().unwrap_or("").to_ascii_lowercase(),
             target.subscription_id.to_ascii_lowercase(),
+            Some(target.scale_set_name.to_ascii_lowercase()),
         );
         let mut url = target.list_url(arm)?;
         let mut seen = HashSet::new();
@@ -198,7 +203,7 @@ impl ArmClient {
     async fn get_page(
         &self,
         url: &Url,
-        gate_key: &(String, String),
+        gate_key: &GateKey,
         credential: &dyn TokenCredential,
         scope: &str,
     ) -> Result<Vec<u8>, ArmError> {
@@ -274,7 +279,17 @@ impl ArmClient {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                self.close_gate(gate_key, wait);
+                // ARM's own subscription-wide throttling stops every read of the subscription;
+                // Compute's policies are counted per scale set operation.
+                let subscription_wide = code
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("SubscriptionRequestsThrottled"));
+                let key = if subscription_wide {
+                    (gate_key.0.clone(), gate_key.1.clone(), None)
+                } else {
+                    gate_key.clone()
+                };
+                self.close_gate(&key, wait);
                 return Err(ArmError::Throttled {
                     retry_after: wait,
                     code: code.unwrap_or_else(|| "TooManyRequests".into()),
@@ -311,18 +326,21 @@ impl ArmClient {
         exp.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
-    fn throttle_remaining(&self, key: &(String, String)) -> Option<Duration> {
+    fn throttle_remaining(&self, key: &GateKey) -> Option<Duration> {
         let gates = self
             .throttled_until
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        gates
-            .get(key)
-            .and_then(|until| until.checked_duration_since(Instant::now()))
+        let subscription = (key.0.clone(), key.1.clone(), None);
+        [key, &subscription]
+            .into_iter()
+            .filter_map(|k| gates.get(k))
+            .filter_map(|until| until.checked_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
+            .max()
     }
 
-    fn close_gate(&self, key: &(String, String), wait: Duration) {
+    fn close_gate(&self, key: &GateKey, wait: Duration) {
         let mut gates = self
             .throttled_until
             .lock()

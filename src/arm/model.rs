@@ -175,9 +175,20 @@ pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, serde_json::Error> {
 
 /// The raw bodies of every page of one list call, checked to be JSON. Kept raw so that each
 /// watch sharing the fetch parses them with borrowed strings.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Default, Clone, PartialEq)]
 pub struct ListPages {
     pages: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ListPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ListPages({} pages, {} bytes)",
+            self.pages.len(),
+            self.bytes()
+        )
+    }
 }
 
 impl ListPages {

@@ -34,6 +34,8 @@
 //! the run; `KUBECTL` overrides the kubectl binary; `SSW_CACHE_DIR` is honoured by the script.
 #![allow(dead_code)]
 
+pub mod controller;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};

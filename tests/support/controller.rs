@@ -1,0 +1,250 @@
+//! The pieces of an end-to-end run around the cluster: the ARM simulator (in-process, on its
+//! own runtime), the chart installed for its ServiceAccount and RBAC, and the controller binary
+//! run as a local process with a TokenRequest token of that ServiceAccount.
+
+use super::{Cluster, run_command, unique_name, wait_for_value};
+use scaleset_watch::simulator::{
+    Fault, InstanceSpec, RequestStats, ScaleSetRef, Scenario, Simulator, SimulatorHandle,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
+pub const TENANT: &str = "0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b";
+pub const CLIENT: &str = "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e";
+pub const SECRET: &str = "demo-secret";
+
+/// The simulator on a runtime of its own, so that synchronous tests can drive it.
+pub struct SimEnv {
+    rt: tokio::runtime::Runtime,
+    handle: Option<SimulatorHandle>,
+    _dir: tempfile::TempDir,
+    ca_file: PathBuf,
+}
+
+#[allow(dead_code)]
+impl SimEnv {
+    pub fn start(scenario_yaml: &str) -> SimEnv {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let scenario = Scenario::from_yaml(scenario_yaml).expect("scenario parses");
+        let handle = rt
+            .block_on(Simulator::start(
+                scenario,
+                "127.0.0.1:0".parse().expect("addr"),
+            ))
+            .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_file = dir.path().join("sim-ca.pem");
+        std::fs::File::create(&ca_file)
+            .and_then(|mut f| f.write_all(handle.ca_pem().as_bytes()))
+            .expect("write CA");
+        SimEnv {
+            rt,
+            handle: Some(handle),
+            _dir: dir,
+            ca_file,
+        }
+    }
+
+    fn h(&self) -> &SimulatorHandle {
+        self.handle.as_ref().expect("running")
+    }
+
+    pub fn url(&self) -> String {
+        self.h().base_url().to_owned()
+    }
+
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    pub fn scale_set(&self, rg: &str, name: &str) -> ScaleSetRef {
+        ScaleSetRef::new(SUB, rg, name)
+    }
+
+    pub fn put_instance(&self, r: &ScaleSetRef, yaml: &str) {
+        let spec: InstanceSpec = serde_yaml::from_str(yaml).expect("instance spec parses");
+        self.h().put_instance(r, spec).expect("instance replaced");
+    }
+
+    pub fn set_faults(&self, r: &ScaleSetRef, yaml: &str) {
+        let faults: Vec<Fault> = serde_yaml::from_str(yaml).expect("faults parse");
+        self.h().set_faults(r, faults).expect("faults set");
+    }
+
+    pub fn clear_faults(&self, r: &ScaleSetRef) {
+        self.h().clear_faults(r).expect("faults cleared");
+    }
+
+    pub fn stats(&self) -> RequestStats {
+        self.h().request_stats()
+    }
+
+    /// List pages served for the scale set so far.
+    pub fn list_pages(&self, r: &ScaleSetRef) -> u64 {
+        self.stats().scale_set(r).list_pages.count
+    }
+
+    /// First pages served: one per fetch of the whole list.
+    pub fn fetches(&self, r: &ScaleSetRef) -> u64 {
+        self.stats().scale_set(r).first_pages
+    }
+}
+
+impl Drop for SimEnv {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+/// The chart installed once per test binary in namespace `scaleset-watch`: its ServiceAccount
+/// and RBAC are what the controller runs with. Returns the ServiceAccount's namespace and name.
+pub fn install_chart(cluster: &Cluster) -> (&'static str, &'static str) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let chart = super::repo_root().join("charts/scaleset-watch");
+        cluster.helm_ok(&[
+            "upgrade",
+            "--install",
+            "scaleset-watch",
+            chart.to_str().expect("utf-8 path"),
+            "-n",
+            "scaleset-watch",
+            "--create-namespace",
+            "--set",
+            "azure.identity.mode=managed",
+        ]);
+    });
+    ("scaleset-watch", "scaleset-watch")
+}
+
+/// A controller process; killed on drop.
+pub struct Controller {
+    child: Option<Child>,
+    log: PathBuf,
+    pub http_addr: String,
+}
+
+#[allow(dead_code)]
+impl Controller {
+    /// Starts `scaleset-watch run` against `sim`, authenticated to Kubernetes with `kubeconfig`,
+    /// to Azure with the scenario's service principal, plus `env` and `args`.
+    pub fn start(
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        sim: &SimEnv,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Controller {
+        let port = free_port();
+        let http_addr = format!("127.0.0.1:{port}");
+        let log = cluster
+            .dir()
+            .join(format!("{}.log", unique_name("controller")));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaleset-watch"));
+        cmd.arg("run")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", kubeconfig)
+            .env("SSW_HTTP_ADDR", &http_addr)
+            .env("SSW_ARM_ENDPOINT", sim.url())
+            .env("AZURE_AUTHORITY_HOST", sim.url())
+            .env("SSW_CA_FILE", sim.ca_file())
+            .env("AZURE_TENANT_ID", TENANT)
+            .env("AZURE_CLIENT_ID", CLIENT)
+            .env("AZURE_CLIENT_SECRET", SECRET)
+            .env("SSW_LOG_LEVEL", "info,scaleset_watch=debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone log"))
+            .stderr(log_file);
+        let child = cmd.spawn().expect("controller starts");
+        let c = Controller {
+            child: Some(child),
+            log,
+            http_addr,
+        };
+        let up = wait_for_value(Duration::from_secs(30), || {
+            c.get("/healthz").filter(|b| b == "ok")
+        });
+        assert!(
+            up.is_some(),
+            "controller did not serve /healthz:\n{}",
+            c.logs()
+        );
+        c
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET on the controller's HTTP endpoint; None when it does not answer 2xx.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sf",
+            "--max-time",
+            "5",
+            &format!("http://{}{path}", self.http_addr),
+        ]);
+        let out = run_command(cmd, None, Duration::from_secs(10));
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (None when it had to be killed).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// SIGKILL: the process gets no chance to release anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
