@@ -289,8 +289,14 @@ async fn write_status(
     let namespace = watch.namespace().unwrap_or_default();
     let name = watch.name_any();
     let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = serde_json::json!({ "status": next });
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    // Server-side apply, not a merge patch: a field this manager set before and leaves out now
+    // (say, an emptied unhealthyInstances) is removed instead of lingering.
+    let patch = serde_json::json!({
+        "apiVersion": ScaleSetWatch::api_version(&()),
+        "kind": ScaleSetWatch::kind(&()),
+        "status": next,
+    });
+    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(|source| Error::PatchStatus {
             namespace: namespace.clone(),
