@@ -270,11 +270,7 @@ mod tests {
                 running: total,
                 ..Default::default()
             },
-            healthy_percent: if total == 0 {
-                100
-            } else {
-                (healthy * 100 / total) as u8
-            },
+            healthy_percent: (healthy * 100).checked_div(total).map_or(100, |p| p as u8),
             policy_met: healthy * 100 >= u32::from(min_percent) * total,
             unhealthy: (0..unhealthy)
                 .map(|i| UnhealthyInstance {
