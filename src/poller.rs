@@ -172,15 +172,30 @@ impl Poller {
         key: CredentialKey,
     ) -> Result<ListPages, PollError> {
         let credential = self.credential(endpoints, source, key)?;
-        Ok(self
+        let (arm, scope) = (&endpoints.arm, endpoints.scope.as_str());
+        let uniform = self
             .arm
-            .list_instance_views(
-                &endpoints.arm,
-                target,
-                credential.as_ref(),
-                &endpoints.scope,
-            )
-            .await?)
+            .list_instance_views(arm, target, credential.as_ref(), scope)
+            .await;
+        let flexible = match &uniform {
+            Ok(pages) => pages
+                .lists_flexible_references()
+                .map_err(|e| ArmError::InvalidResponse(e.to_string()))?,
+            // Before 2025-11-01 ARM refuses the scale set VM list of a Flexible set outright.
+            Err(ArmError::Api {
+                status: 400,
+                code,
+                message,
+            }) => code.eq_ignore_ascii_case("OperationNotAllowed") && message.contains("Flexible"),
+            Err(_) => false,
+        };
+        if flexible {
+            return Ok(self
+                .arm
+                .list_flexible_instance_views(arm, target, credential.as_ref(), scope)
+                .await?);
+        }
+        Ok(uniform?)
     }
 
     fn credential(

@@ -296,13 +296,17 @@ async fn write_status(
         "kind": ScaleSetWatch::kind(&()),
         "status": next,
     });
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| Error::PatchStatus {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source,
-        })?;
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    })?;
     for t in status::transitions(prev, next) {
         info!(condition = %t.type_, from = ?t.from, to = %t.to, reason = %t.reason, "condition changed");
         let (type_, reason) = match (t.type_.as_str(), t.to.as_str()) {

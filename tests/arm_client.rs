@@ -36,6 +36,12 @@ subscriptions:
           - name: faulty
             pageSize: 2
             generate: {{count: 5}}
+          - name: flex
+            orchestrationMode: Flexible
+            pageSize: 2
+            generate: {{count: 3}}
+            instances:
+              - {{id: 1, vmAgent: notReady}}
 "#
     )
 }
@@ -420,4 +426,36 @@ async fn untrusted_certificate_is_refused() {
         "the token request fails first: {err}"
     );
     assert_eq!(env.list_requests("workers"), 0);
+}
+
+#[tokio::test]
+async fn flexible_scale_sets_are_listed_through_their_vms() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    for api_version in ["2025-11-01", "2024-11-01"] {
+        let mut flex = target("flex");
+        flex.api_version = api_version.into();
+        let pages = poller
+            .poll(
+                Cloud::AzurePublic,
+                &flex,
+                &principal(CLIENT, "right"),
+                Duration::ZERO,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{api_version}: {e}"));
+        let vms = pages.vms().expect("parse");
+        assert_eq!(vms.len(), 3, "{api_version}");
+        let fleet = assess(&vms, &HealthPolicy::default());
+        assert_eq!(
+            fleet.counts.no_instance_view, 0,
+            "{api_version}: instance views were fetched"
+        );
+        assert_eq!(fleet.counts.healthy, 2, "{api_version}");
+        assert_eq!(fleet.counts.vm_agent_not_ready, 1, "{api_version}");
+        assert_eq!(
+            fleet.unhealthy[0].instance_id, "flex_1",
+            "{api_version}: the VM's name"
+        );
+    }
 }

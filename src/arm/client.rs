@@ -21,6 +21,40 @@ pub struct ScaleSetRef {
 impl ScaleSetRef {
     /// The first page's URL under `arm`.
     pub fn list_url(&self, arm: &Url) -> Result<Url, ArmError> {
+        let mut url = self.resource_url(
+            arm,
+            &[
+                "virtualMachineScaleSets",
+                &self.scale_set_name,
+                "virtualMachines",
+            ],
+        )?;
+        url.query_pairs_mut()
+            .append_pair("$expand", "instanceView")
+            .append_pair("$select", "instanceView")
+            .append_pair("api-version", &self.api_version);
+        Ok(url)
+    }
+
+    /// A Flexible scale set's VMs are ordinary VMs of the resource group: this lists those that
+    /// belong to the set, with instance views, the way cloud-provider-azure does.
+    pub fn flexible_list_url(&self, arm: &Url) -> Result<Url, ArmError> {
+        let mut url = self.resource_url(arm, &["virtualMachines"])?;
+        let scale_set_id = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
+            self.subscription_id, self.resource_group, self.scale_set_name
+        );
+        url.query_pairs_mut()
+            .append_pair(
+                "$filter",
+                &format!("'virtualMachineScaleSet/id' eq '{scale_set_id}'"),
+            )
+            .append_pair("$expand", "instanceView")
+            .append_pair("api-version", &self.api_version);
+        Ok(url)
+    }
+
+    fn resource_url(&self, arm: &Url, tail: &[&str]) -> Result<Url, ArmError> {
         let mut url = arm.clone();
         {
             let mut segments = url.path_segments_mut().map_err(|()| {
@@ -33,15 +67,9 @@ impl ScaleSetRef {
                 &self.resource_group,
                 "providers",
                 "Microsoft.Compute",
-                "virtualMachineScaleSets",
-                &self.scale_set_name,
-                "virtualMachines",
             ]);
+            segments.extend(tail);
         }
-        url.query_pairs_mut()
-            .append_pair("$expand", "instanceView")
-            .append_pair("$select", "instanceView")
-            .append_pair("api-version", &self.api_version);
         Ok(url)
     }
 }
@@ -162,12 +190,42 @@ impl ArmClient {
         credential: &dyn TokenCredential,
         scope: &str,
     ) -> Result<ListPages, ArmError> {
+        self.list_pages(arm, target, target.list_url(arm)?, credential, scope)
+            .await
+    }
+
+    /// The same for a Flexible scale set, whose own VM list carries no instance views.
+    pub async fn list_flexible_instance_views(
+        &self,
+        arm: &Url,
+        target: &ScaleSetRef,
+        credential: &dyn TokenCredential,
+        scope: &str,
+    ) -> Result<ListPages, ArmError> {
+        self.list_pages(
+            arm,
+            target,
+            target.flexible_list_url(arm)?,
+            credential,
+            scope,
+        )
+        .await
+    }
+
+    async fn list_pages(
+        &self,
+        arm: &Url,
+        target: &ScaleSetRef,
+        first: Url,
+        credential: &dyn TokenCredential,
+        scope: &str,
+    ) -> Result<ListPages, ArmError> {
         let gate_key = (
             arm.host_str().unwrap_or("").to_ascii_lowercase(),
             target.subscription_id.to_ascii_lowercase(),
             Some(target.scale_set_name.to_ascii_lowercase()),
         );
-        let mut url = target.list_url(arm)?;
+        let mut url = first;
         let mut seen = HashSet::new();
         let mut pages = Vec::new();
         loop {

@@ -205,6 +205,15 @@ impl ListPages {
         Ok(vms)
     }
 
+    /// Whether these pages came from a Flexible scale set's VM list, which names each VM's
+    /// resource instead of carrying its instance view.
+    pub fn lists_flexible_references(&self) -> Result<bool, serde_json::Error> {
+        Ok(self.vms()?.iter().any(|vm| {
+            vm.properties.instance_view.is_none()
+                && vm.properties.virtual_machine_resource_id.is_some()
+        }))
+    }
+
     pub fn bytes(&self) -> usize {
         self.pages.iter().map(Vec::len).sum()
     }

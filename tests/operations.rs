@@ -1,0 +1,1110 @@
+//! End to end, the operational promises: leader election (kill -9 and SIGTERM hand-overs),
+//! workload identity against the cluster's own service-account issuer, metrics and probes,
+//! JSON logs, and namespace / label-selector scoping.
+//!
+//! Everything is real: the kube-apiserver of `hack/control-plane.sh`, kubectl, the controller
+//! binary run as local processes with a TokenRequest kubeconfig of the chart's ServiceAccount,
+//! and the ARM simulator standing in for Azure (one per test, so its request counts are the
+//! test's own). Every controller here watches only its test's namespace (`SSW_NAMESPACE`), so
+//! tests running in parallel never reconcile each other's ScaleSetWatches.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use support::controller::{Controller, SECRET, SUB, SimEnv, TENANT, install_chart};
+use support::{Cluster, assert_eventually, run_command, unique_name, wait_for, wait_for_value};
+
+const SCENARIO: &str = r#"
+servicePrincipals:
+  - tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
+    clientId: 8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e
+    clientSecret: demo-secret
+    subscriptions: [00000000-0000-0000-0000-0000000000aa]
+subscriptions:
+  - id: 00000000-0000-0000-0000-0000000000aa
+    tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
+    resourceGroups:
+      - name: rg-ops
+        scaleSets:
+          - {name: leader, pageSize: 2, defaults: {appHealth: healthy}, generate: {count: 3}}
+          - {name: handover, generate: {count: 2}}
+          - name: metrics
+            pageSize: 3
+            defaults: {appHealth: healthy}
+            generate: {count: 4}
+            instances:
+              - {id: 2, appHealth: unhealthy}
+          - {name: logs, pageSize: 2, generate: {count: 3}}
+          - {name: scope, generate: {count: 2}}
+"#;
+
+/// The lease the chart's Role lets its ServiceAccount get and update: the chart's full name,
+/// in the chart's namespace.
+const LEASE_NAME: &str = "scaleset-watch";
+const LEASE_NS: &str = "scaleset-watch";
+
+/// The Azure AD token exchange audience that workload identity tokens carry.
+const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The application that only federated credentials sign in (it has no client secret).
+const WI_CLIENT: &str = "5b5a2b8e-3f1c-4d7e-9a21-0c8f6b7d4e31";
+
+/// The tests that elect a leader share one Lease (the chart's RBAC names it), so they take
+/// turns; everything else runs in parallel.
+fn lease_turn() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The chart's ServiceAccount's kubeconfig, as every controller here runs with.
+fn controller_kubeconfig(cluster: &Cluster) -> std::path::PathBuf {
+    let (ns, sa) = install_chart(cluster);
+    cluster.service_account_kubeconfig(ns, sa, None)
+}
+
+fn watch_yaml(ns: &str, name: &str, scale_set: &str, labels: &[(&str, &str)]) -> String {
+    let labels: String = if labels.is_empty() {
+        String::new()
+    } else {
+        let items: String = labels
+            .iter()
+            .map(|(k, v)| format!("    {k}: {v}\n"))
+            .collect();
+        format!("  labels:\n{items}")
+    };
+    format!(
+        r#"apiVersion: scalesetwatch.io/v1alpha1
+kind: ScaleSetWatch
+metadata:
+  name: {name}
+  namespace: {ns}
+{labels}spec:
+  subscriptionId: {SUB}
+  resourceGroup: rg-ops
+  scaleSetName: {scale_set}
+  interval: 10s
+"#
+    )
+}
+
+fn get(cluster: &Cluster, ns: &str, name: &str) -> Value {
+    cluster.kubectl_json(&["get", "ssw", name, "-n", ns])
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+/// Waits until the condition has the status (and reason, when given); returns the object.
+#[track_caller]
+fn wait_condition(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    timeout: Duration,
+) -> Value {
+    let found = wait_for_value(timeout, || {
+        let obj = get(cluster, ns, name);
+        let c = condition(&obj, type_)?;
+        (c["status"] == status && reason.is_none_or(|r| c["reason"] == r)).then_some(obj)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{ns}/{name}: {type_} never became {status}/{reason:?}; object:\n{:#}",
+            get(cluster, ns, name)
+        )
+    })
+}
+
+/// Waits until `status.summary` is `summary`; returns the object.
+#[track_caller]
+fn wait_summary(cluster: &Cluster, ns: &str, name: &str, summary: &str, timeout: Duration) {
+    let seen = wait_for(timeout, || {
+        get(cluster, ns, name)["status"]["summary"] == summary
+    });
+    assert!(
+        seen,
+        "{ns}/{name}: summary never became {summary}; object:\n{:#}",
+        get(cluster, ns, name)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP endpoints and the Prometheus text format
+
+/// One response of the controller's HTTP endpoint.
+struct Response {
+    code: u16,
+    content_type: String,
+    body: String,
+}
+
+fn http_get(c: &Controller, path: &str) -> Response {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "5",
+        "-w",
+        "\n%{http_code}\n%{content_type}",
+        &format!("http://{}{path}", c.http_addr),
+    ]);
+    let out = run_command(cmd, None, Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.rsplitn(3, '\n');
+    let content_type = parts.next().unwrap_or_default().to_owned();
+    let code = parts.next().unwrap_or_default().parse().unwrap_or(0);
+    let body = parts.next().unwrap_or_default().to_owned();
+    Response {
+        code,
+        content_type,
+        body,
+    }
+}
+
+/// One sample line of the text exposition format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_samples(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let name = line[..name_end].to_owned();
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            let mut chars = inner.char_indices().peekable();
+            let mut end = inner.len();
+            loop {
+                // label name
+                let start = match chars.peek() {
+                    Some((_, '}')) => {
+                        end = chars.next().map_or(end, |(i, _)| i);
+                        break;
+                    }
+                    Some((i, _)) => *i,
+                    None => panic!("unterminated labels in {line:?}"),
+                };
+                let mut eq = start;
+                for (i, c) in chars.by_ref() {
+                    if c == '=' {
+                        eq = i;
+                        break;
+                    }
+                }
+                let key = inner[start..eq].to_owned();
+                assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "in {line:?}");
+                let mut value = String::new();
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => match chars.next().map(|(_, c)| c) {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => {}
+                        },
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+                labels.insert(key, value);
+                if let Some((_, ',')) = chars.peek() {
+                    chars.next();
+                }
+            }
+            rest = &inner[end + 1..];
+        }
+        let value_text = rest.split_whitespace().next().unwrap_or_default();
+        let value = match value_text {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|e| panic!("bad sample value in {line:?}: {e}")),
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the sample named `name` whose labels include `labels`, when exactly one has them.
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert!(
+        matching.len() <= 1,
+        "{name} {labels:?} matches several samples: {matching:?}"
+    );
+    matching.first().map(|s| s.value)
+}
+
+/// Sum of every sample named `name` (0 when there is none).
+fn sum(samples: &[Sample], name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| s.value)
+        .sum()
+}
+
+#[track_caller]
+fn metrics(c: &Controller) -> (String, Vec<Sample>) {
+    let r = http_get(c, "/metrics");
+    assert_eq!(r.code, 200, "/metrics answered {}: {}", r.code, r.body);
+    let samples = parse_samples(&r.body);
+    (r.body, samples)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+fn lease(cluster: &Cluster) -> Option<Value> {
+    let text = cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        LEASE_NAME,
+        "-n",
+        LEASE_NS,
+        "--ignore-not-found",
+        "-o",
+        "json",
+    ]);
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(&text).expect("lease JSON"))
+}
+
+fn holder(lease: &Value) -> Option<String> {
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+fn transitions(lease: &Value) -> i64 {
+    lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0)
+}
+
+#[track_caller]
+fn lease_time(lease: &Value, field: &str) -> jiff::Timestamp {
+    let text = lease["spec"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("lease has no spec.{field}: {lease:#}"));
+    text.parse()
+        .unwrap_or_else(|e| panic!("spec.{field} {text:?}: {e}"))
+}
+
+/// Deletes the Lease left by an earlier test (as admin: the chart's Role cannot delete it).
+fn reset_lease(cluster: &Cluster) {
+    cluster.kubectl_ok(&[
+        "delete",
+        "lease",
+        LEASE_NAME,
+        "-n",
+        LEASE_NS,
+        "--ignore-not-found",
+    ]);
+}
+
+fn leader_env<'a>(
+    watch_ns: &'a str,
+    identity: &'a str,
+    duration: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SSW_NAMESPACE", watch_ns),
+        ("SSW_LEADER_ELECT", "true"),
+        ("SSW_LEASE_NAME", LEASE_NAME),
+        ("POD_NAMESPACE", LEASE_NS),
+        ("POD_NAME", identity),
+        ("SSW_LEASE_DURATION_SECONDS", duration),
+    ]
+}
+
+const STANDING_BY: &str = "another replica leads; standing by";
+const BECAME_LEADER: &str = "became leader";
+
+/// What a standby shows: it is alive and ready (it does its job, which is waiting, so a
+/// Deployment's rollout is not held up by it), and it has reconciled nothing and sent nothing
+/// to ARM.
+#[track_caller]
+fn assert_standby(c: &Controller, who: &str) {
+    let health = http_get(c, "/healthz");
+    assert_eq!(
+        (health.code, health.body.as_str()),
+        (200, "ok"),
+        "{who} /healthz"
+    );
+    let ready = http_get(c, "/readyz");
+    assert_eq!(ready.code, 200, "{who} /readyz: {}", ready.body);
+    let (text, samples) = metrics(c);
+    assert_eq!(
+        sample(&samples, "scaleset_watch_reconciles_total", &[]),
+        Some(0.0),
+        "{who} reconciled:\n{text}"
+    );
+    assert_eq!(
+        sum(&samples, "scaleset_watch_arm_requests_total"),
+        0.0,
+        "{who} sent ARM requests:\n{text}"
+    );
+    assert!(
+        !samples.iter().any(|s| s.name == "scaleset_watch_instances"),
+        "{who} has per-watch gauges:\n{text}"
+    );
+    let logs = c.logs();
+    assert!(logs.contains(STANDING_BY), "{who}:\n{logs}");
+    assert!(
+        !logs.contains(BECAME_LEADER) && !logs.contains("controller running"),
+        "{who} led:\n{logs}"
+    );
+}
+
+/// ARM requests the simulator answered, tokens aside.
+fn arm_requests_seen(sim: &SimEnv) -> f64 {
+    let stats = sim.stats();
+    (stats.total - stats.kind("token")) as f64
+}
+
+#[test]
+fn only_the_leader_polls_and_a_standby_takes_over_after_a_kill() {
+    let _turn = lease_turn();
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    reset_lease(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let r = sim.scale_set("rg-ops", "leader");
+    let ns = cluster.create_namespace("leader");
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "w", "leader", &[]));
+
+    // Two replicas started together; whichever wins the Lease leads.
+    let ids = [unique_name("replica-a"), unique_name("replica-b")];
+    let mut replicas: Vec<Controller> = ids
+        .iter()
+        .map(|id| Controller::start(cluster, &kubeconfig, &sim, &leader_env(&ns, id, "6"), &[]))
+        .collect();
+    let leader_id = wait_for_value(Duration::from_secs(20), || holder(&lease(cluster)?))
+        .expect("someone holds the lease");
+    let li = ids
+        .iter()
+        .position(|id| *id == leader_id)
+        .unwrap_or_else(|| panic!("the lease is held by a stranger: {leader_id}"));
+    let si = 1 - li;
+    let (leader_name, standby_name) = (ids[li].clone(), ids[si].clone());
+    assert_eventually(Duration::from_secs(20), "the standby stands by", || {
+        replicas[si].logs().contains(STANDING_BY)
+    });
+
+    let obj = wait_condition(
+        cluster,
+        &ns,
+        "w",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(obj["status"]["summary"], "3/3");
+    // Let a couple of renewals happen: the lease stays with the leader, who keeps polling.
+    let fetches = sim.fetches(&r);
+    assert!(fetches >= 1, "the simulator saw no fetch");
+    assert_eventually(Duration::from_secs(20), "a second poll", || {
+        sim.fetches(&r) > fetches
+    });
+    let before = lease(cluster).expect("lease");
+    assert_eq!(holder(&before).as_deref(), Some(leader_name.as_str()));
+    assert_eq!(before["spec"]["leaseDurationSeconds"], 6);
+
+    // Only the leader polls: every ARM request the simulator answered is in the leader's
+    // metrics, and the standby has none.
+    assert_standby(&replicas[si], "standby");
+    let (_, leader_samples) = metrics(&replicas[li]);
+    assert!(sample(&leader_samples, "scaleset_watch_reconciles_total", &[]).unwrap_or(0.0) >= 1.0);
+    let matched = wait_for(Duration::from_secs(10), || {
+        let (_, s) = metrics(&replicas[li]);
+        sum(&s, "scaleset_watch_arm_requests_total") == arm_requests_seen(&sim)
+    });
+    assert!(
+        matched,
+        "the simulator answered {} ARM requests, the leader counted {}",
+        arm_requests_seen(&sim),
+        sum(
+            &metrics(&replicas[li]).1,
+            "scaleset_watch_arm_requests_total"
+        )
+    );
+    assert!(replicas[li].logs().contains(BECAME_LEADER));
+
+    // kill -9: nothing is released; the standby must wait for the lease to expire.
+    replicas[li].kill();
+    let killed = Instant::now();
+    let dead = lease(cluster).expect("lease");
+    assert_eq!(holder(&dead).as_deref(), Some(leader_name.as_str()));
+    let last_renew = lease_time(&dead, "renewTime");
+    let new_holder = wait_for_value(Duration::from_secs(30), || {
+        let l = lease(cluster)?;
+        (holder(&l).as_deref() == Some(standby_name.as_str())).then_some(l)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the standby never took over; lease: {:#}\nstandby logs:\n{}",
+            lease(cluster).unwrap_or_default(),
+            replicas[si].logs()
+        )
+    });
+    let took = killed.elapsed();
+    eprintln!("takeover {took:?} after kill -9");
+    // Lease duration 6 s; the standby retries every 2 s; plus apiserver round trips.
+    assert!(took <= Duration::from_secs(6 + 5), "takeover took {took:?}");
+    assert_eq!(transitions(&new_holder), transitions(&before) + 1);
+    let acquired = lease_time(&new_holder, "acquireTime");
+    assert!(
+        acquired.duration_since(last_renew) > jiff::SignedDuration::from_secs(6),
+        "taken at {acquired}, before the lease renewed at {last_renew} expired"
+    );
+    assert_eventually(Duration::from_secs(10), "the new leader says so", || {
+        replicas[si].logs().contains(BECAME_LEADER)
+    });
+
+    // Statuses keep coming: an instance changing in Azure shows up in the status.
+    sim.put_instance(&r, "{id: 1, powerState: deallocated}");
+    wait_summary(cluster, &ns, "w", "2/3", Duration::from_secs(10 + 10));
+    let obj = get(cluster, &ns, "w");
+    assert_eq!(obj["status"]["unhealthyInstances"][0]["instanceId"], "1");
+    let (_, s) = metrics(&replicas[si]);
+    assert!(sample(&s, "scaleset_watch_reconciles_total", &[]).unwrap_or(0.0) >= 1.0);
+}
+
+#[test]
+fn sigterm_releases_the_lease_exits_zero_and_the_standby_takes_over_at_once() {
+    let _turn = lease_turn();
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    reset_lease(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let ns = cluster.create_namespace("handover");
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "h", "handover", &[]));
+
+    // A lease of 15 s: the standby retries every 5 s, and a leader that went away without
+    // releasing could only be replaced 15 s after its last renewal.
+    let (a_id, b_id) = (unique_name("replica-a"), unique_name("replica-b"));
+    let mut a = Controller::start(
+        cluster,
+        &kubeconfig,
+        &sim,
+        &leader_env(&ns, &a_id, "15"),
+        &[],
+    );
+    assert_eventually(Duration::from_secs(20), "a leads", || {
+        lease(cluster).and_then(|l| holder(&l)).as_deref() == Some(a_id.as_str())
+    });
+    let mut b = Controller::start(
+        cluster,
+        &kubeconfig,
+        &sim,
+        &leader_env(&ns, &b_id, "15"),
+        &[],
+    );
+    assert_eventually(Duration::from_secs(20), "b stands by", || {
+        b.logs().contains(STANDING_BY)
+    });
+    wait_condition(
+        cluster,
+        &ns,
+        "h",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(30),
+    );
+    assert_standby(&b, "b");
+
+    let before = lease(cluster).expect("lease");
+    assert_eq!(holder(&before).as_deref(), Some(a_id.as_str()));
+    let renewed_before = lease_time(&before, "renewTime");
+    let sent = Instant::now();
+    let status = a.terminate(Duration::from_secs(25));
+    let exited = sent.elapsed();
+    let status = status.unwrap_or_else(|| panic!("a did not exit within 25 s:\n{}", a.logs()));
+    assert_eq!(status.code(), Some(0), "a: {status}\n{}", a.logs());
+    eprintln!("a exited {exited:?} after SIGTERM");
+    assert!(a.logs().contains("released the lease"), "a:\n{}", a.logs());
+
+    let taken = wait_for_value(Duration::from_secs(20), || {
+        let l = lease(cluster)?;
+        (holder(&l).as_deref() == Some(b_id.as_str())).then_some(l)
+    })
+    .unwrap_or_else(|| panic!("b never took over:\n{}", b.logs()));
+    let took = sent.elapsed();
+    eprintln!("b took over {took:?} after SIGTERM");
+    // a renewed at most 5 s before SIGTERM, so an unreleased lease would have lasted at least
+    // 10 s more; b retries every 5 s.
+    assert!(took < Duration::from_secs(9), "takeover took {took:?}");
+    let acquired = lease_time(&taken, "acquireTime");
+    assert!(
+        acquired.duration_since(renewed_before) < jiff::SignedDuration::from_secs(15),
+        "b took the lease at {acquired}, only after a's ({renewed_before} + 15 s) expired"
+    );
+    assert_eq!(transitions(&taken), transitions(&before) + 1);
+    assert_eventually(Duration::from_secs(10), "b leads", || {
+        b.logs().contains(BECAME_LEADER)
+    });
+    assert_eventually(Duration::from_secs(20), "b reconciles", || {
+        sample(&metrics(&b).1, "scaleset_watch_reconciles_total", &[]).unwrap_or(0.0) >= 1.0
+    });
+
+    // With nobody waiting, a released lease visibly has no holder.
+    let status = b
+        .terminate(Duration::from_secs(25))
+        .unwrap_or_else(|| panic!("b did not exit within 25 s"));
+    assert_eq!(status.code(), Some(0), "b: {status}");
+    let released = lease(cluster).expect("lease");
+    assert_eq!(holder(&released), None, "{released:#}");
+    assert_eq!(transitions(&released), transitions(&taken));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload identity
+
+#[test]
+fn workload_identity_signs_in_with_the_service_account_token_and_only_that_one() {
+    let cluster = Cluster::shared();
+    let (sa_ns, sa) = install_chart(cluster);
+    let kubeconfig = controller_kubeconfig(cluster);
+    // The same name in another namespace: another subject.
+    let other_ns = cluster.create_namespace("wi-other");
+    cluster.create_service_account(&other_ns, sa);
+    let hour = Duration::from_secs(3600);
+    let tokens = [
+        (
+            "right",
+            cluster.service_account_token(sa_ns, sa, Some(WI_AUDIENCE), hour),
+        ),
+        (
+            "other-sa",
+            cluster.service_account_token(&other_ns, sa, Some(WI_AUDIENCE), hour),
+        ),
+        // The right subject, but the API server's own audience.
+        (
+            "wrong-aud",
+            cluster.service_account_token(sa_ns, sa, None, hour),
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let api = cluster.api_url();
+    let scenario = format!(
+        r#"
+servicePrincipals:
+  - tenantId: {TENANT}
+    clientId: {WI_CLIENT}
+    subscriptions: [{SUB}]
+federatedIdentities:
+  - issuer: {api}
+    subject: system:serviceaccount:{sa_ns}:{sa}
+    audience: {WI_AUDIENCE}
+    tenantId: {TENANT}
+    clientId: {WI_CLIENT}
+    jwksUrl: {api}/openid/v1/jwks
+    jwksCaFile: {ca}
+subscriptions:
+  - id: {SUB}
+    tenantId: {TENANT}
+    resourceGroups:
+      - name: rg-ops
+        scaleSets:
+          - name: wi
+            pageSize: 2
+            defaults: {{appHealth: healthy}}
+            generate: {{count: 5}}
+            instances:
+              - {{id: 4, powerState: stopped}}
+"#,
+        ca = cluster.ca_file().display(),
+    );
+    let sim = SimEnv::start(&scenario);
+
+    let mut controllers = Vec::new();
+    let mut namespaces = Vec::new();
+    for (what, token) in &tokens {
+        let file = dir.path().join(format!("{what}.jwt"));
+        support::write_private(&file, token.as_bytes());
+        let ns = cluster.create_namespace(&format!("wi-{what}"));
+        cluster.kubectl_apply_stdin(&watch_yaml(&ns, "wi", "wi", &[]));
+        let file = file.to_str().expect("utf-8 path").to_owned();
+        let env = [
+            ("SSW_NAMESPACE", ns.as_str()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+            ("AZURE_CLIENT_ID", WI_CLIENT),
+            ("AZURE_TENANT_ID", TENANT),
+            // No client secret: empty counts as unset.
+            ("AZURE_CLIENT_SECRET", ""),
+        ];
+        controllers.push(Controller::start(cluster, &kubeconfig, &sim, &env, &[]));
+        namespaces.push(ns);
+    }
+
+    let obj = wait_condition(
+        cluster,
+        &namespaces[0],
+        "wi",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(40),
+    );
+    let s = &obj["status"];
+    assert_eq!(s["summary"], "4/5", "{s:#}");
+    assert_eq!(s["instances"]["total"], 5);
+    assert_eq!(s["instances"]["stopped"], 1);
+    assert!(sim.stats().tokens.issued >= 1);
+
+    for (i, (what, _)) in tokens.iter().enumerate().skip(1) {
+        let obj = wait_condition(
+            cluster,
+            &namespaces[i],
+            "wi",
+            "Ready",
+            "False",
+            Some("AuthenticationFailed"),
+            Duration::from_secs(40),
+        );
+        let message = condition(&obj, "Ready").expect("Ready")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("No matching federated identity record"),
+            "{what}: {message}"
+        );
+        assert!(
+            obj["status"]["instances"].is_null(),
+            "{what}: counts without a sign-in: {:#}",
+            obj["status"]
+        );
+    }
+    let stats = sim.stats();
+    assert!(stats.tokens.rejected >= 2, "{:?}", stats.tokens);
+    // Every token the simulator issued went to the right identity: only it listed VMs.
+    for (i, c) in controllers.iter().enumerate() {
+        let (_, s) = metrics(c);
+        let ok = sample(&s, "scaleset_watch_arm_requests_total", &[("code", "200")]).unwrap_or(0.0);
+        assert_eq!(
+            ok > 0.0,
+            i == 0,
+            "{}: {ok} ARM requests answered 200",
+            tokens[i].0
+        );
+        let logs = c.logs();
+        for (what, token) in &tokens {
+            assert!(
+                !logs.contains(token.as_str()),
+                "the {what} token is in the logs"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics and probes
+
+#[test]
+fn metrics_and_probes() {
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let ns = cluster.create_namespace("metrics");
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "m", "metrics", &[]));
+    let c = Controller::start(cluster, &kubeconfig, &sim, &[("SSW_NAMESPACE", &ns)], &[]);
+
+    let health = http_get(&c, "/healthz");
+    assert_eq!((health.code, health.body.as_str()), (200, "ok"));
+    assert_eventually(Duration::from_secs(20), "/readyz 200", || {
+        http_get(&c, "/readyz").code == 200
+    });
+    assert_eq!(http_get(&c, "/nothing-here").code, 404);
+
+    wait_condition(
+        cluster,
+        &ns,
+        "m",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(30),
+    );
+    let w = [("namespace", ns.as_str()), ("name", "m")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut l = w.to_vec();
+        l.push(extra);
+        l
+    };
+    let r = http_get(&c, "/metrics");
+    assert_eq!(r.code, 200);
+    assert!(
+        r.content_type.starts_with("application/openmetrics-text"),
+        "{}",
+        r.content_type
+    );
+    let text = r.body;
+    let s = parse_samples(&text);
+
+    for (family, kind) in [
+        ("scaleset_watch_instances", "gauge"),
+        ("scaleset_watch_healthy_percent", "gauge"),
+        ("scaleset_watch_condition", "gauge"),
+        ("scaleset_watch_arm_requests", "counter"),
+        ("scaleset_watch_arm_request_duration_seconds", "histogram"),
+        ("scaleset_watch_arm_throttled", "counter"),
+        ("scaleset_watch_reconciles", "counter"),
+        ("scaleset_watch_reconcile_errors", "counter"),
+        ("scaleset_watch_reconcile_duration_seconds", "histogram"),
+    ] {
+        let type_line = format!("# TYPE {family} {kind}");
+        assert!(
+            text.lines().any(|l| l == type_line),
+            "no {type_line:?} in:\n{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {family} "))),
+            "no HELP for {family}:\n{text}"
+        );
+    }
+    assert_eq!(
+        text.lines().last(),
+        Some("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+
+    let gauge = |name: &str, labels: &[(&str, &str)]| {
+        sample(&s, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
+    };
+    assert_eq!(
+        gauge("scaleset_watch_instances", &with(("state", "total"))),
+        4.0
+    );
+    assert_eq!(
+        gauge("scaleset_watch_instances", &with(("state", "healthy"))),
+        3.0
+    );
+    assert_eq!(
+        gauge("scaleset_watch_instances", &with(("state", "unhealthy"))),
+        1.0
+    );
+    assert_eq!(
+        gauge(
+            "scaleset_watch_instances",
+            &with(("state", "application_unhealthy"))
+        ),
+        1.0
+    );
+    assert_eq!(gauge("scaleset_watch_healthy_percent", &w), 75.0);
+    assert_eq!(
+        gauge("scaleset_watch_condition", &with(("condition", "Ready"))),
+        1.0
+    );
+    assert_eq!(
+        gauge("scaleset_watch_condition", &with(("condition", "Healthy"))),
+        0.0
+    );
+    assert_eq!(
+        gauge("scaleset_watch_condition", &with(("condition", "Degraded"))),
+        1.0
+    );
+
+    let ok = gauge("scaleset_watch_arm_requests_total", &[("code", "200")]);
+    // Four instances on pages of three: two pages per fetch.
+    assert!(ok >= 2.0, "{ok} ARM requests answered 200");
+    let count = gauge("scaleset_watch_arm_request_duration_seconds_count", &[]);
+    assert_eq!(count, sum(&s, "scaleset_watch_arm_requests_total"));
+    let inf = gauge(
+        "scaleset_watch_arm_request_duration_seconds_bucket",
+        &[("le", "+Inf")],
+    );
+    assert_eq!(inf, count, "the +Inf bucket holds every request");
+    let buckets = s
+        .iter()
+        .filter(|x| x.name == "scaleset_watch_arm_request_duration_seconds_bucket")
+        .count();
+    assert!(buckets > 2, "{buckets} buckets");
+    assert!(gauge("scaleset_watch_reconciles_total", &[]) >= 1.0);
+    assert!(gauge("scaleset_watch_reconcile_duration_seconds_count", &[]) >= 1.0);
+
+    // The gauges follow the fleet.
+    let r = sim.scale_set("rg-ops", "metrics");
+    sim.put_instance(&r, "{id: 2, appHealth: healthy}");
+    assert_eventually(Duration::from_secs(10 + 10), "healthy gauge at 4", || {
+        sample(
+            &metrics(&c).1,
+            "scaleset_watch_instances",
+            &with(("state", "healthy")),
+        ) == Some(4.0)
+    });
+    let (text, s) = metrics(&c);
+    assert_eq!(
+        sample(&s, "scaleset_watch_healthy_percent", &w),
+        Some(100.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "scaleset_watch_condition",
+            &with(("condition", "Healthy"))
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+#[test]
+fn json_logs_carry_the_watch_and_no_secret() {
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let ns = cluster.create_namespace("logs");
+    // A healthy poll, a failing one (no such scale set), and one with a Secret's credentials.
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "good", "logs", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "missing", "no-such-scale-set", &[]));
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "azure-sp",
+        "-n",
+        &ns,
+        &format!("--from-literal=tenantId={TENANT}"),
+        &format!("--from-literal=clientId={}", support::controller::CLIENT),
+        &format!("--from-literal=clientSecret={SECRET}"),
+    ]);
+    let sp = format!(
+        "{}  credentials:\n    secretRef:\n      name: azure-sp\n",
+        watch_yaml(&ns, "sp", "logs", &[])
+    );
+    cluster.kubectl_apply_stdin(&sp);
+    let mut c = Controller::start(
+        cluster,
+        &kubeconfig,
+        &sim,
+        &[
+            ("SSW_NAMESPACE", &ns),
+            ("SSW_LOG_FORMAT", "json"),
+            // Every crate at debug: the HTTP and Azure clients too.
+            ("SSW_LOG_LEVEL", "debug"),
+        ],
+        &[],
+    );
+    for name in ["good", "sp"] {
+        wait_condition(
+            cluster,
+            &ns,
+            name,
+            "Ready",
+            "True",
+            Some("PollSucceeded"),
+            Duration::from_secs(30),
+        );
+    }
+    wait_condition(
+        cluster,
+        &ns,
+        "missing",
+        "Ready",
+        "False",
+        Some("ScaleSetNotFound"),
+        Duration::from_secs(30),
+    );
+    // Shutting down flushes nothing (stderr is unbuffered) but ends the log for sure.
+    let status = c.terminate(Duration::from_secs(25)).expect("exits");
+    assert!(status.success(), "{status}");
+    let logs = c.logs();
+
+    let mut lines = Vec::new();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+        for field in ["timestamp", "level", "target"] {
+            assert!(v[field].is_string(), "no {field} in {line}");
+        }
+        lines.push((line, v));
+    }
+    assert!(lines.len() > 10, "only {} lines:\n{logs}", lines.len());
+
+    // What a reconcile says carries the watch it is about, in the span's fields.
+    let mut seen = BTreeMap::<String, Vec<String>>::new();
+    for (line, v) in &lines {
+        let message = v["message"].as_str().unwrap_or_default();
+        if !matches!(message, "condition changed" | "poll failed") {
+            continue;
+        }
+        let span = &v["span"];
+        assert_eq!(span["namespace"], ns.as_str(), "{line}");
+        let name = span["name"].as_str().unwrap_or_default();
+        assert!(
+            ["good", "missing", "sp"].contains(&name),
+            "no watch name in the span: {line}"
+        );
+        seen.entry(name.to_owned())
+            .or_default()
+            .push(message.to_owned());
+    }
+    for name in ["good", "missing", "sp"] {
+        assert!(
+            seen.get(name)
+                .is_some_and(|m| m.iter().any(|m| m == "condition changed")),
+            "no 'condition changed' line for {name}: {seen:?}\n{logs}"
+        );
+    }
+    assert!(
+        seen["missing"].iter().any(|m| m == "poll failed"),
+        "{seen:?}"
+    );
+
+    // No secret and no bearer token, in any line.
+    let sa_token = std::fs::read_to_string(&kubeconfig)
+        .expect("kubeconfig")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token:").map(|t| t.trim().to_owned()))
+        .expect("token in kubeconfig");
+    for (line, _) in &lines {
+        assert!(!line.contains(SECRET), "the client secret leaked: {line}");
+        assert!(
+            !line.contains(&sa_token),
+            "the Kubernetes token leaked: {line}"
+        );
+        // Every token here (Kubernetes' and the simulated Entra ID's) is a JWT.
+        assert!(!line.contains("eyJ"), "a JWT leaked: {line}");
+        assert!(
+            !line.to_ascii_lowercase().contains("bearer "),
+            "an Authorization header leaked: {line}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scoping
+
+/// How long "nothing happens" is watched for: past one 10 s interval.
+const QUIET: Duration = Duration::from_secs(12);
+
+#[test]
+fn a_namespaced_controller_ignores_other_namespaces() {
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let a = cluster.create_namespace("scope-a");
+    let b = cluster.create_namespace("scope-b");
+    cluster.kubectl_apply_stdin(&watch_yaml(&a, "w", "scope", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&b, "w", "scope", &[]));
+    let c = Controller::start(cluster, &kubeconfig, &sim, &[("SSW_NAMESPACE", &a)], &[]);
+    wait_condition(
+        cluster,
+        &a,
+        "w",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(30),
+    );
+    let watched_from = Instant::now();
+    assert_no_status_for(cluster, &b, "w", QUIET);
+    assert!(watched_from.elapsed() >= QUIET);
+    let (text, s) = metrics(&c);
+    assert!(
+        !s.iter().any(|x| x.labels.get("namespace") == Some(&b)),
+        "{b} is in the metrics:\n{text}"
+    );
+    assert!(sample(&s, "scaleset_watch_healthy_percent", &[("namespace", &a)]).is_some());
+}
+
+#[test]
+fn a_label_selector_limits_what_is_reconciled() {
+    let cluster = Cluster::shared();
+    let kubeconfig = controller_kubeconfig(cluster);
+    let sim = SimEnv::start(SCENARIO);
+    let ns = cluster.create_namespace("selector");
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "x", "scope", &[("team", "x")]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "y", "scope", &[("team", "y")]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "none", "scope", &[]));
+    let _c = Controller::start(
+        cluster,
+        &kubeconfig,
+        &sim,
+        &[("SSW_NAMESPACE", &ns), ("SSW_LABEL_SELECTOR", "team=x")],
+        &[],
+    );
+    wait_condition(
+        cluster,
+        &ns,
+        "x",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(30),
+    );
+    // Labelled later: picked up at once.
+    cluster.kubectl_ok(&["label", "ssw", "none", "-n", &ns, "team=x"]);
+    wait_condition(
+        cluster,
+        &ns,
+        "none",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(20),
+    );
+    assert_no_status_for(cluster, &ns, "y", QUIET);
+}
+
+/// Asserts that `ns/name` has no status now and for `quiet` more.
+#[track_caller]
+fn assert_no_status_for(cluster: &Cluster, ns: &str, name: &str, quiet: Duration) {
+    let end = Instant::now() + quiet;
+    loop {
+        let obj = get(cluster, ns, name);
+        assert!(
+            obj["status"].is_null(),
+            "{ns}/{name} out of scope got a status: {:#}",
+            obj["status"]
+        );
+        if Instant::now() >= end {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2).min(end - Instant::now()));
+    }
+}
