@@ -103,7 +103,9 @@ pub async fn run(
 async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = watch.namespace().ok_or(Error::NoNamespace)?;
     let name = watch.name_any();
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    // Not `name`: JSON logs write the span's own name ("reconcile") under that key too, and a
+    // JSON reader keeps only the last of two equal keys, losing the watch's name.
+    let span = tracing::info_span!("reconcile", namespace = %namespace, scalesetwatch = %name);
     let started = Instant::now();
     let result = reconcile_inner(&watch, &ctx, &namespace, &name)
         .instrument(span)
