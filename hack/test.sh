@@ -23,4 +23,4 @@ hack/sync-chart-crd.sh --check
 
 step "cargo test (unit, simulator, ARM client, chart, end-to-end)"
 # End-to-end tests mostly wait on poll intervals, so more threads than cores is right.
-RUST_TEST_THREADS=${RUST_TEST_THREADS:-12} cargo test --all-targets
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-12} cargo test --all-targets --no-fail-fast

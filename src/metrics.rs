@@ -41,6 +41,25 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// The `state` label values of `scaleset_watch_instances`, in the order `record_counts` sets them.
+const STATES: [&str; 15] = [
+    "total",
+    "healthy",
+    "unhealthy",
+    "running",
+    "stopped",
+    "deallocated",
+    "transitioning",
+    "power_state_unknown",
+    "provisioning_failed",
+    "provisioning_in_progress",
+    "vm_agent_not_ready",
+    "extensions_failed",
+    "disks_failed",
+    "application_unhealthy",
+    "no_instance_view",
+];
+
 pub struct Metrics {
     registry: Registry,
     instances: Family<InstanceLabels, Gauge>,
@@ -52,6 +71,8 @@ pub struct Metrics {
     reconciles: Counter,
     reconcile_errors: Family<ReasonLabels, Counter>,
     reconcile_duration: Histogram,
+    /// Watches that have per-watch series, so the series of deleted ones can be dropped.
+    watches: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Default for Metrics {
@@ -120,6 +141,7 @@ impl Default for Metrics {
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            watches: Default::default(),
         }
     }
 }
@@ -131,6 +153,42 @@ impl Metrics {
         Ok(out)
     }
 
+    /// Drops the series of watches for which `keep(namespace, name)` is false.
+    pub fn retain_watches(&self, keep: impl Fn(&str, &str) -> bool) {
+        let mut watches = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        watches.retain(|(namespace, name)| {
+            if keep(namespace, name) {
+                return true;
+            }
+            for state in STATES {
+                self.instances.remove(&InstanceLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    state,
+                });
+            }
+            for condition in ["Ready", "Healthy", "Degraded"] {
+                self.condition.remove(&ConditionLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    condition,
+                });
+            }
+            self.healthy_percent.remove(&WatchLabels {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            });
+            false
+        });
+    }
+
+    fn track(&self, namespace: &str, name: &str) {
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((namespace.to_owned(), name.to_owned()));
+    }
+
     pub fn record_counts(
         &self,
         namespace: &str,
@@ -138,24 +196,25 @@ impl Metrics {
         counts: &InstanceCounts,
         healthy_percent: u8,
     ) {
-        let states: [(&'static str, u32); 15] = [
-            ("total", counts.total),
-            ("healthy", counts.healthy),
-            ("unhealthy", counts.unhealthy),
-            ("running", counts.running),
-            ("stopped", counts.stopped),
-            ("deallocated", counts.deallocated),
-            ("transitioning", counts.transitioning),
-            ("power_state_unknown", counts.power_state_unknown),
-            ("provisioning_failed", counts.provisioning_failed),
-            ("provisioning_in_progress", counts.provisioning_in_progress),
-            ("vm_agent_not_ready", counts.vm_agent_not_ready),
-            ("extensions_failed", counts.extensions_failed),
-            ("disks_failed", counts.disks_failed),
-            ("application_unhealthy", counts.application_unhealthy),
-            ("no_instance_view", counts.no_instance_view),
+        self.track(namespace, name);
+        let values = [
+            counts.total,
+            counts.healthy,
+            counts.unhealthy,
+            counts.running,
+            counts.stopped,
+            counts.deallocated,
+            counts.transitioning,
+            counts.power_state_unknown,
+            counts.provisioning_failed,
+            counts.provisioning_in_progress,
+            counts.vm_agent_not_ready,
+            counts.extensions_failed,
+            counts.disks_failed,
+            counts.application_unhealthy,
+            counts.no_instance_view,
         ];
-        for (state, n) in states {
+        for (state, n) in STATES.into_iter().zip(values) {
             self.instances
                 .get_or_create(&InstanceLabels {
                     namespace: namespace.into(),
@@ -179,6 +238,7 @@ impl Metrics {
         condition: &'static str,
         is_true: bool,
     ) {
+        self.track(namespace, name);
         self.condition
             .get_or_create(&ConditionLabels {
                 namespace: namespace.into(),
@@ -210,5 +270,48 @@ impl RequestObserver for Metrics {
 
     fn throttled(&self) {
         self.arm_throttled.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_follow_the_watches_and_disappear_with_them() {
+        let m = Metrics::default();
+        let counts = InstanceCounts {
+            total: 3,
+            healthy: 2,
+            unhealthy: 1,
+            ..Default::default()
+        };
+        m.record_counts("ns", "web", &counts, 66);
+        m.record_condition("ns", "web", "Healthy", false);
+        m.record_counts("ns", "db", &counts, 66);
+        let text = m.encode().expect("encodes");
+        assert!(
+            text.contains(
+                r#"scaleset_watch_instances{namespace="ns",name="web",state="healthy"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"scaleset_watch_healthy_percent{namespace="ns",name="web"} 66"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"scaleset_watch_condition{namespace="ns",name="web",condition="Healthy"} 0"#
+            ),
+            "{text}"
+        );
+        m.retain_watches(|_, name| name != "web");
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"name="web""#), "{text}");
+        assert!(
+            text.contains(r#"scaleset_watch_instances{namespace="ns",name="db",state="total"} 3"#),
+            "{text}"
+        );
     }
 }

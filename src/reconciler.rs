@@ -89,7 +89,30 @@ pub async fn run(
     if let Some(sel) = &scope.label_selector {
         config = config.labels(sel);
     }
-    Controller::new(api, config)
+    let controller = Controller::new(api, config);
+    // Deleted watches are never reconciled again; forget their metrics and backoff state.
+    let store = controller.store();
+    let sweep_ctx = ctx.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let live: std::collections::HashSet<(String, String)> = store
+                .state()
+                .iter()
+                .map(|w| (w.namespace().unwrap_or_default(), w.name_any()))
+                .collect();
+            sweep_ctx
+                .metrics
+                .retain_watches(|ns, name| live.contains(&(ns.to_owned(), name.to_owned())));
+            sweep_ctx
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|key, _| live.contains(key));
+        }
+    });
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -98,6 +121,7 @@ pub async fn run(
             }
         })
         .await;
+    sweeper.abort();
 }
 
 async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {

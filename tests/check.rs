@@ -1,0 +1,208 @@
+//! `scaleset-watch check` as a user runs it: the real binary, saved pages or the simulator.
+
+use scaleset_watch::simulator::{Scenario, Simulator};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaleset-watch"));
+    cmd.arg("check")
+        .env_remove("SSW_ARM_ENDPOINT")
+        .env_remove("AZURE_AUTHORITY_HOST")
+        .env_remove("SSW_CA_FILE");
+    cmd
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/arm-examples")
+        .join(name)
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn saved_page_prints_a_table_and_exits_1_when_unhealthy() {
+    let out = bin()
+        .arg("--from-file")
+        .arg(example("seed-2017-03-30-list-instance-views.json"))
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("0/1 (0%)"), "{stdout}");
+    assert!(stdout.contains("False (BelowMinHealthy)"), "{stdout}");
+    assert!(
+        stdout.contains("extension mydomainjoinscript failed: Script exited with code -1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAULT DOMAINS 2: 1/1 unhealthy") || stdout.contains("2: 1/1 unhealthy"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_and_yaml_are_the_status_the_controller_would_write() {
+    let out = bin()
+        .args(["-o", "json", "--from-file"])
+        .arg(example("seed-2017-03-30-list-instance-views.json"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["instances"]["provisioningFailed"], 1);
+    assert_eq!(status["unhealthyInstances"][0]["instanceId"], "1");
+    assert_eq!(status["updateDomains"][0]["domain"], 5);
+
+    let out = bin()
+        .args(["-o", "yaml", "--from-file"])
+        .arg(example("seed-2017-03-30-list-instance-views.json"))
+        .output()
+        .expect("runs");
+    let status: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
+    assert_eq!(status["summary"], "0/1");
+}
+
+#[test]
+fn pages_from_stdin_and_files_add_up_and_the_policy_flags_apply() {
+    let page = std::fs::read(example("seed-2017-03-30-list-instance-views.json")).expect("fixture");
+    let mut child = bin()
+        .args([
+            "-o",
+            "json",
+            "--min-healthy-percent",
+            "0",
+            "--from-file",
+            "-",
+        ])
+        .arg(example("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&page)
+        .expect("write");
+    let out = child.wait_with_output().expect("exits");
+    assert_eq!(out.status.code(), Some(0), "0% required is always met");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["instances"]["total"], 2);
+    assert_eq!(status["instances"]["noInstanceView"], 1);
+}
+
+#[test]
+fn unreadable_input_exits_2_with_the_error_on_stderr() {
+    let out = bin()
+        .args(["--from-file", "/nonexistent/page.json"])
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("cannot read /nonexistent/page.json"),
+        "{stderr}"
+    );
+
+    let mut child = bin()
+        .args(["--from-file", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"{\"value\": [")
+        .expect("write");
+    let out = child.wait_with_output().expect("exits");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a list response"));
+}
+
+#[test]
+fn live_check_against_the_simulator() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let scenario = Scenario::from_yaml(
+        r#"
+servicePrincipals:
+  - {tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b, clientId: 8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e, clientSecret: s3cret, subscriptions: [00000000-0000-0000-0000-0000000000aa]}
+subscriptions:
+  - id: 00000000-0000-0000-0000-0000000000aa
+    tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
+    resourceGroups:
+      - name: rg
+        scaleSets:
+          - {name: web, pageSize: 2, generate: {count: 5}}
+"#,
+    )
+    .expect("scenario");
+    let sim = rt
+        .block_on(Simulator::start(
+            scenario,
+            "127.0.0.1:0".parse().expect("addr"),
+        ))
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, sim.ca_pem()).expect("CA");
+    let run = |scale_set: &str, secret: &str| {
+        bin()
+            .args([
+                "--subscription",
+                "00000000-0000-0000-0000-0000000000aa",
+                "--resource-group",
+                "rg",
+                "--scale-set",
+                scale_set,
+                "--arm-endpoint",
+                sim.base_url(),
+                "--authority-host",
+                sim.base_url(),
+                "--ca-file",
+            ])
+            .arg(&ca)
+            .env("AZURE_TENANT_ID", "0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b")
+            .env("AZURE_CLIENT_ID", "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e")
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+            .output()
+            .expect("runs")
+    };
+    let out = run("web", "s3cret");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("5/5 (100%)"), "{stdout}");
+    assert_eq!(
+        sim.request_stats().kind("listVmssVms"),
+        3,
+        "5 instances at 2 a page"
+    );
+
+    let out = run("nope", "s3cret");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("ScaleSetNotFound"), "{stderr}");
+
+    let out = run("web", "not-the-secret-4711");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("AuthenticationFailed"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-secret-4711"),
+        "the secret must not be printed: {stderr}"
+    );
+    rt.block_on(sim.shutdown());
+}
