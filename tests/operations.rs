@@ -127,7 +127,7 @@ fn wait_condition(
     })
 }
 
-/// Waits until `status.summary` is `summary`; returns the object.
+/// Waits until `status.summary` is `summary`.
 #[track_caller]
 fn wait_summary(cluster: &Cluster, ns: &str, name: &str, summary: &str, timeout: Duration) {
     let seen = wait_for(timeout, || {
