@@ -109,8 +109,8 @@ pub async fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    let fleet = match pages.vms() {
-        Ok(vms) => health::assess(&vms, &policy),
+    let fleet = match health::assess_pages(&pages, &policy) {
+        Ok(fleet) => fleet,
         Err(e) => {
             eprintln!("error: invalid list response: {e}");
             return 2;

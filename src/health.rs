@@ -2,7 +2,7 @@
 //!
 //! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data.
 
-use crate::arm::model::{InstanceView, ScaleSetVm, Status};
+use crate::arm::model::{InstanceView, ListPages, ScaleSetVm, Status};
 use crate::crd::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
     UnhealthyInstance,
@@ -137,15 +137,15 @@ impl fmt::Display for Problem {
 
 /// What the model concludes about one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstanceHealth {
-    pub instance_id: String,
+pub struct InstanceHealth<'a> {
+    pub instance_id: &'a str,
     pub power_state: PowerState,
     pub fault_domain: Option<i32>,
     pub update_domain: Option<i32>,
     pub problems: Vec<Problem>,
 }
 
-impl InstanceHealth {
+impl InstanceHealth<'_> {
     pub fn is_healthy(&self) -> bool {
         self.problems.is_empty()
     }
@@ -167,8 +167,8 @@ pub struct FleetHealth {
 }
 
 /// Judges one instance against the policy.
-pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth {
-    let instance_id = vm.display_id().to_owned();
+pub fn assess_instance<'a>(vm: &'a ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth<'a> {
+    let instance_id = vm.display_id();
     let Some(view) = vm.properties.instance_view.as_ref() else {
         return InstanceHealth {
             instance_id,
@@ -267,13 +267,47 @@ pub fn assess_instance(vm: &ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth
 
 /// Judges the whole scale set.
 pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
-    let mut counts = InstanceCounts::default();
-    let mut fault: BTreeMap<i32, DomainHealth> = BTreeMap::new();
-    let mut update: BTreeMap<i32, DomainHealth> = BTreeMap::new();
-    let mut unhealthy = Vec::new();
-
+    let mut fleet = FleetAssessment::new(policy);
     for vm in vms {
-        let health = assess_instance(vm, policy);
+        fleet.add(vm);
+    }
+    fleet.finish()
+}
+
+/// Judges every instance of a list call's pages, parsing and judging one at a time.
+pub fn assess_pages(
+    pages: &ListPages,
+    policy: &HealthPolicy,
+) -> Result<FleetHealth, serde_json::Error> {
+    let mut fleet = FleetAssessment::new(policy);
+    pages.for_each_vm(|vm| fleet.add(&vm))?;
+    Ok(fleet.finish())
+}
+
+/// Judges a scale set one instance at a time, so that instances can be judged as they are
+/// parsed and dropped, never all held at once.
+pub struct FleetAssessment<'p> {
+    policy: &'p HealthPolicy,
+    counts: InstanceCounts,
+    fault: BTreeMap<i32, DomainHealth>,
+    update: BTreeMap<i32, DomainHealth>,
+    unhealthy: Vec<UnhealthyInstance>,
+}
+
+impl<'p> FleetAssessment<'p> {
+    pub fn new(policy: &'p HealthPolicy) -> Self {
+        Self {
+            policy,
+            counts: InstanceCounts::default(),
+            fault: BTreeMap::new(),
+            update: BTreeMap::new(),
+            unhealthy: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, vm: &ScaleSetVm) {
+        let health = assess_instance(vm, self.policy);
+        let counts = &mut self.counts;
         counts.total += 1;
         match health.power_state {
             PowerState::Running => counts.running += 1,
@@ -290,10 +324,10 @@ pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
         } else {
             counts.unhealthy += 1;
         }
-        count_causes(&mut counts, &health.problems);
+        count_causes(counts, &health.problems);
         for (domain, map) in [
-            (health.fault_domain, &mut fault),
-            (health.update_domain, &mut update),
+            (health.fault_domain, &mut self.fault),
+            (health.update_domain, &mut self.update),
         ] {
             if let Some(d) = domain {
                 let entry = map.entry(d).or_insert_with(|| DomainHealth {
@@ -307,34 +341,43 @@ pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
             }
         }
         if !healthy {
-            unhealthy.push(UnhealthyInstance {
-                instance_id: health.instance_id,
+            self.unhealthy.push(UnhealthyInstance {
+                instance_id: health.instance_id.to_owned(),
                 reasons: health.problems.iter().map(ToString::to_string).collect(),
             });
         }
     }
 
-    unhealthy.sort_by(|a, b| instance_order(&a.instance_id, &b.instance_id));
-    let omitted = unhealthy.len().saturating_sub(MAX_LISTED_UNHEALTHY);
-    unhealthy.truncate(MAX_LISTED_UNHEALTHY);
+    pub fn finish(self) -> FleetHealth {
+        let Self {
+            policy,
+            counts,
+            fault,
+            update,
+            mut unhealthy,
+        } = self;
+        unhealthy.sort_by(|a, b| instance_order(&a.instance_id, &b.instance_id));
+        let omitted = unhealthy.len().saturating_sub(MAX_LISTED_UNHEALTHY);
+        unhealthy.truncate(MAX_LISTED_UNHEALTHY);
 
-    let healthy_percent = if counts.total == 0 {
-        100
-    } else {
-        // At most 100, so the narrowing cannot lose anything.
-        (u64::from(counts.healthy) * 100 / u64::from(counts.total)) as u8
-    };
-    let policy_met = u64::from(counts.healthy) * 100
-        >= u64::from(policy.min_healthy_percent) * u64::from(counts.total);
+        let healthy_percent = if counts.total == 0 {
+            100
+        } else {
+            // At most 100, so the narrowing cannot lose anything.
+            (u64::from(counts.healthy) * 100 / u64::from(counts.total)) as u8
+        };
+        let policy_met = u64::from(counts.healthy) * 100
+            >= u64::from(policy.min_healthy_percent) * u64::from(counts.total);
 
-    FleetHealth {
-        counts,
-        healthy_percent,
-        policy_met,
-        fault_domains: fault.into_values().collect(),
-        update_domains: update.into_values().collect(),
-        unhealthy,
-        unhealthy_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
+        FleetHealth {
+            counts,
+            healthy_percent,
+            policy_met,
+            fault_domains: fault.into_values().collect(),
+            update_domains: update.into_values().collect(),
+            unhealthy,
+            unhealthy_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -484,8 +527,9 @@ mod tests {
             .value
     }
 
-    fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth {
-        assess_instance(&vms(vec![v])[0], policy)
+    fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth<'static> {
+        let vm: &'static ScaleSetVm<'static> = Box::leak(Box::new(vms(vec![v]).remove(0)));
+        assess_instance(vm, policy)
     }
 
     fn set_power(v: &mut Value, state: &str) {

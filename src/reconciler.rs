@@ -184,9 +184,7 @@ async fn reconcile_inner(
 
     // The pages were checked to be JSON when fetched; the lenient typed parse accepts any JSON.
     let polled = polled.and_then(|pages| {
-        pages
-            .vms()
-            .map(|vms| health::assess(&vms, &spec.health))
+        health::assess_pages(&pages, &spec.health)
             .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
     });
     let now = jiff::Timestamp::now();

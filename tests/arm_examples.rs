@@ -196,3 +196,34 @@ fn recorded_real_instance_view_is_healthy() {
         }]
     );
 }
+
+#[test]
+fn streaming_assessment_matches_collected_assessment_on_every_example() {
+    use scaleset_watch::arm::model::ListPages;
+    use scaleset_watch::health::assess_pages;
+    for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
+        let path = entry.expect("entry").path();
+        let body = std::fs::read(&path).expect("readable");
+        let Ok(page) = parse_page(&body) else {
+            panic!("{} does not parse", path.display());
+        };
+        let collected = assess(&page.value, &HealthPolicy::default());
+        let pages = ListPages::new(vec![body.clone(), body.clone()]);
+        let streamed = assess_pages(&pages, &HealthPolicy::default()).expect("streams");
+        assert_eq!(
+            streamed.counts.total,
+            collected.counts.total * 2,
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            streamed.counts.unhealthy,
+            collected.counts.unhealthy * 2,
+            "{}",
+            path.display()
+        );
+        let single =
+            assess_pages(&ListPages::new(vec![body]), &HealthPolicy::default()).expect("streams");
+        assert_eq!(single, collected, "{}", path.display());
+    }
+}

@@ -173,6 +173,20 @@ pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, serde_json::Error> {
     serde_json::from_str(text)
 }
 
+/// Calls `f` with every VM of one page as it is parsed, in order.
+pub fn for_each_vm<'de>(
+    body: &'de [u8],
+    f: impl FnMut(ScaleSetVm<'de>),
+) -> Result<(), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format!("response is not UTF-8: {e}"))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    lenient::PageSeed(f).deserialize(&mut de)?;
+    de.end()
+}
+
 /// The raw bodies of every page of one list call, checked to be JSON. Kept raw so that each
 /// watch sharing the fetch parses them with borrowed strings.
 #[derive(Default, Clone, PartialEq)]
@@ -194,6 +208,15 @@ impl std::fmt::Debug for ListPages {
 impl ListPages {
     pub fn new(pages: Vec<Vec<u8>>) -> Self {
         Self { pages }
+    }
+
+    /// Calls `f` with every VM of every page, parsing as it goes: no more than one VM is held
+    /// at a time.
+    pub fn for_each_vm(&self, mut f: impl FnMut(ScaleSetVm<'_>)) -> Result<(), serde_json::Error> {
+        for body in &self.pages {
+            for_each_vm(body, &mut f)?;
+        }
+        Ok(())
     }
 
     /// Every VM of every page.
