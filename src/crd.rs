@@ -305,7 +305,33 @@ pub struct UnhealthyInstance {
 
 /// The CRD as YAML, exactly as committed in `crds/scalesetwatches.yaml`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&ScaleSetWatch::crd())
+    let mut crd = serde_json::to_value(ScaleSetWatch::crd())
+        .map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+    unwrap_descriptions(&mut crd);
+    serde_yaml::to_string(&crd)
+}
+
+/// Doc comments wrap at source width; `kubectl explain` wraps by itself, so a description's
+/// single line breaks become spaces (paragraph breaks stay).
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|para| para.split_whitespace().collect::<Vec<_>>().join(" "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    other => unwrap_descriptions(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// Parses a Go-style duration as the schema admits it (`90s`, `1m30s`, `1.5h`, `500ms`).

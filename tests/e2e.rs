@@ -7,22 +7,13 @@ mod support;
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::controller::{Controller, SUB, SimEnv, install_chart};
-use support::{Cluster, assert_eventually, wait_for_value};
+use support::controller::{Controller, SimEnv, condition, install_chart, scenario, watch_yaml};
+use support::{Cluster, assert_eventually};
 
-const SCENARIO: &str = r#"
-servicePrincipals:
-  - tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
-    clientId: 8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e
-    clientSecret: demo-secret
-    subscriptions: [00000000-0000-0000-0000-0000000000aa]
-subscriptions:
-  - id: 00000000-0000-0000-0000-0000000000aa
-    tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
-    resourceGroups:
-      - name: rg-e2e
-        scaleSets:
-          - name: worker
+fn e2e_scenario() -> String {
+    scenario(
+        "rg-e2e",
+        r#"          - name: worker
             pageSize: 5
             defaults:
               appHealth: healthy
@@ -40,7 +31,9 @@ subscriptions:
           - {name: throttled, generate: {count: 2}}
           - {name: steady, generate: {count: 2}}
           - {name: secret, generate: {count: 2}}
-"#;
+"#,
+    )
+}
 
 struct Env {
     cluster: &'static Cluster,
@@ -56,7 +49,7 @@ fn env() -> &'static Env {
         let cluster = Cluster::shared();
         let (ns, sa) = install_chart(cluster);
         let kubeconfig = cluster.service_account_kubeconfig(ns, sa, None);
-        let sim = SimEnv::start(SCENARIO);
+        let sim = SimEnv::start(&e2e_scenario());
         let controller = Controller::start(cluster, &kubeconfig, &sim, &[], &[]);
         Env {
             cluster,
@@ -66,38 +59,10 @@ fn env() -> &'static Env {
     })
 }
 
-fn watch_yaml(ns: &str, name: &str, scale_set: &str, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: scalesetwatch.io/v1alpha1
-kind: ScaleSetWatch
-metadata:
-  name: {name}
-  namespace: {ns}
-spec:
-  subscriptionId: {SUB}
-  resourceGroup: rg-e2e
-  scaleSetName: {scale_set}
-  interval: 10s
-{extra_spec}
-"#
-    )
-}
-
 fn get(ns: &str, name: &str) -> Value {
-    env()
-        .cluster
-        .kubectl_json(&["get", "ssw", name, "-n", ns, "-o", "json"])
+    support::controller::get_watch(env().cluster, ns, name)
 }
 
-fn condition(obj: &Value, type_: &str) -> Option<Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .cloned()
-}
-
-/// Waits until the condition has the status (and reason, when given); returns the object.
 #[track_caller]
 fn wait_condition(
     ns: &str,
@@ -107,17 +72,7 @@ fn wait_condition(
     reason: Option<&str>,
     timeout: Duration,
 ) -> Value {
-    let found = wait_for_value(timeout, || {
-        let obj = get(ns, name);
-        let c = condition(&obj, type_)?;
-        (c["status"] == status && reason.is_none_or(|r| c["reason"] == r)).then_some(obj)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "{ns}/{name}: {type_} never became {status}/{reason:?}; object:\n{:#}",
-            get(ns, name)
-        )
-    })
+    support::controller::wait_condition(env().cluster, ns, name, type_, status, reason, timeout)
 }
 
 fn events(ns: &str, name: &str) -> Vec<Value> {
@@ -139,7 +94,7 @@ fn status_reports_counts_reasons_and_conditions() {
     let e = env();
     let ns = e.cluster.create_namespace("counts");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "workers", "worker", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "workers", &[], "rg-e2e", "worker", ""));
     let obj = wait_condition(
         &ns,
         "workers",
@@ -238,6 +193,8 @@ fn status_reports_counts_reasons_and_conditions() {
     e.cluster.kubectl_apply_stdin(&watch_yaml(
         &ns,
         "workers-lax",
+        &[],
+        "rg-e2e",
         "worker",
         "  health:\n    minHealthyPercent: 70\n    expectedPowerStates: [running, deallocated]",
     ));
@@ -261,7 +218,7 @@ fn an_instance_turning_unhealthy_and_back_is_seen_within_an_interval_with_events
     let ns = e.cluster.create_namespace("flip");
     let flip = e.sim.scale_set("rg-e2e", "flip");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "flip", "flip", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "flip", &[], "rg-e2e", "flip", ""));
     wait_condition(
         &ns,
         "flip",
@@ -388,6 +345,23 @@ fn invalid_specs_are_refused_by_the_api_server_with_clear_messages() {
             "case {i}: expected {expected:?} in:\n{stderr}\nfor:\n{yaml}"
         );
     }
+    // The schema documents itself.
+    let explained = e
+        .cluster
+        .kubectl_ok(&["explain", "scalesetwatch.spec.health"]);
+    // kubectl wraps lines; compare with single spaces.
+    let explained = explained.split_whitespace().collect::<Vec<_>>().join(" ");
+    for words in [
+        "minHealthyPercent",
+        "at least this percentage of its instances is healthy",
+        "expectedPowerStates",
+        "requireVmAgent",
+    ] {
+        assert!(
+            explained.contains(words),
+            "{words:?} missing from:\n{explained}"
+        );
+    }
     let listed = e
         .cluster
         .kubectl_ok(&["get", "ssw", "-n", &ns, "-o", "name"]);
@@ -403,7 +377,7 @@ fn secret_credentials_wrong_missing_and_right() {
     let ns = e.cluster.create_namespace("secret");
     let spec = "  credentials:\n    secretRef:\n      name: azure-sp";
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "sp", "secret", spec));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "sp", &[], "rg-e2e", "secret", spec));
     let obj = wait_condition(
         &ns,
         "sp",
@@ -480,7 +454,7 @@ fn deleting_a_watch_stops_its_polling() {
     let ns = e.cluster.create_namespace("delete");
     let r = e.sim.scale_set("rg-e2e", "deleted");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "gone", "deleted", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "gone", &[], "rg-e2e", "deleted", ""));
     wait_condition(&ns, "gone", "Ready", "True", None, Duration::from_secs(40));
     e.cluster
         .kubectl_ok(&["delete", "ssw", "gone", "-n", &ns, "--wait=true"]);
@@ -501,7 +475,7 @@ fn suspend_stops_polling_and_says_so() {
     let ns = e.cluster.create_namespace("suspend");
     let r = e.sim.scale_set("rg-e2e", "suspended");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "s", "suspended", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "s", &[], "rg-e2e", "suspended", ""));
     wait_condition(&ns, "s", "Ready", "True", None, Duration::from_secs(40));
     e.cluster.kubectl_ok(&[
         "patch",
@@ -555,7 +529,7 @@ fn watches_of_one_scale_set_share_one_fetch_per_interval() {
     let r = e.sim.scale_set("rg-e2e", "shared");
     for name in ["a", "b", "c"] {
         e.cluster
-            .kubectl_apply_stdin(&watch_yaml(&ns, name, "shared", ""));
+            .kubectl_apply_stdin(&watch_yaml(&ns, name, &[], "rg-e2e", "shared", ""));
     }
     for name in ["a", "b", "c"] {
         let obj = wait_condition(&ns, name, "Ready", "True", None, Duration::from_secs(40));
@@ -578,7 +552,7 @@ fn throttling_keeps_the_last_counts_says_so_and_backs_off() {
     let ns = e.cluster.create_namespace("throttle");
     let r = e.sim.scale_set("rg-e2e", "throttled");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "t", "throttled", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "t", &[], "rg-e2e", "throttled", ""));
     wait_condition(&ns, "t", "Ready", "True", None, Duration::from_secs(40));
     e.sim
         .set_faults(&r, "[{throttle: {retryAfterSeconds: 40}}]");
@@ -623,7 +597,7 @@ fn a_steady_fleet_does_not_rewrite_its_status_every_poll() {
     let ns = e.cluster.create_namespace("steady");
     let r = e.sim.scale_set("rg-e2e", "steady");
     e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "st", "steady", ""));
+        .kubectl_apply_stdin(&watch_yaml(&ns, "st", &[], "rg-e2e", "steady", ""));
     let obj = wait_condition(&ns, "st", "Ready", "True", None, Duration::from_secs(40));
     let version = obj["metadata"]["resourceVersion"].clone();
     let before = e.sim.fetches(&r);

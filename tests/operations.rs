@@ -15,22 +15,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use support::controller::{Controller, SECRET, SUB, SimEnv, TENANT, install_chart};
+use support::controller::{
+    Controller, SECRET, SUB, SimEnv, TENANT, condition, get_watch, install_chart, scenario,
+    wait_condition, watch_yaml,
+};
 use support::{Cluster, assert_eventually, run_command, unique_name, wait_for, wait_for_value};
 
-const SCENARIO: &str = r#"
-servicePrincipals:
-  - tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
-    clientId: 8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e
-    clientSecret: demo-secret
-    subscriptions: [00000000-0000-0000-0000-0000000000aa]
-subscriptions:
-  - id: 00000000-0000-0000-0000-0000000000aa
-    tenantId: 0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b
-    resourceGroups:
-      - name: rg-ops
-        scaleSets:
-          - {name: leader, pageSize: 2, defaults: {appHealth: healthy}, generate: {count: 3}}
+fn ops_scenario() -> String {
+    scenario(
+        "rg-ops",
+        r#"          - {name: leader, pageSize: 2, defaults: {appHealth: healthy}, generate: {count: 3}}
           - {name: handover, generate: {count: 2}}
           - name: metrics
             pageSize: 3
@@ -40,7 +34,9 @@ subscriptions:
               - {id: 2, appHealth: unhealthy}
           - {name: logs, pageSize: 2, generate: {count: 3}}
           - {name: scope, generate: {count: 2}}
-"#;
+"#,
+    )
+}
 
 /// The lease the chart's Role lets its ServiceAccount get and update: the chart's full name,
 /// in the chart's namespace.
@@ -65,78 +61,16 @@ fn controller_kubeconfig(cluster: &Cluster) -> std::path::PathBuf {
     cluster.service_account_kubeconfig(ns, sa, None)
 }
 
-fn watch_yaml(ns: &str, name: &str, scale_set: &str, labels: &[(&str, &str)]) -> String {
-    let labels: String = if labels.is_empty() {
-        String::new()
-    } else {
-        let items: String = labels
-            .iter()
-            // Quoted: YAML reads a bare `y` as a boolean.
-            .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
-            .collect();
-        format!("  labels:\n{items}")
-    };
-    format!(
-        r#"apiVersion: scalesetwatch.io/v1alpha1
-kind: ScaleSetWatch
-metadata:
-  name: {name}
-  namespace: {ns}
-{labels}spec:
-  subscriptionId: {SUB}
-  resourceGroup: rg-ops
-  scaleSetName: {scale_set}
-  interval: 10s
-"#
-    )
-}
-
-fn get(cluster: &Cluster, ns: &str, name: &str) -> Value {
-    cluster.kubectl_json(&["get", "ssw", name, "-n", ns])
-}
-
-fn condition(obj: &Value, type_: &str) -> Option<Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .cloned()
-}
-
-/// Waits until the condition has the status (and reason, when given); returns the object.
-#[track_caller]
-fn wait_condition(
-    cluster: &Cluster,
-    ns: &str,
-    name: &str,
-    type_: &str,
-    status: &str,
-    reason: Option<&str>,
-    timeout: Duration,
-) -> Value {
-    let found = wait_for_value(timeout, || {
-        let obj = get(cluster, ns, name);
-        let c = condition(&obj, type_)?;
-        (c["status"] == status && reason.is_none_or(|r| c["reason"] == r)).then_some(obj)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "{ns}/{name}: {type_} never became {status}/{reason:?}; object:\n{:#}",
-            get(cluster, ns, name)
-        )
-    })
-}
-
 /// Waits until `status.summary` is `summary`.
 #[track_caller]
 fn wait_summary(cluster: &Cluster, ns: &str, name: &str, summary: &str, timeout: Duration) {
     let seen = wait_for(timeout, || {
-        get(cluster, ns, name)["status"]["summary"] == summary
+        get_watch(cluster, ns, name)["status"]["summary"] == summary
     });
     assert!(
         seen,
         "{ns}/{name}: summary never became {summary}; object:\n{:#}",
-        get(cluster, ns, name)
+        get_watch(cluster, ns, name)
     );
 }
 
@@ -403,10 +337,10 @@ fn only_the_leader_polls_and_a_standby_takes_over_after_a_kill() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
     reset_lease(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let r = sim.scale_set("rg-ops", "leader");
     let ns = cluster.create_namespace("leader");
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "w", "leader", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "w", &[], "rg-ops", "leader", ""));
 
     // Two replicas started together; whichever wins the Lease leads.
     let ids = [unique_name("replica-a"), unique_name("replica-b")];
@@ -500,7 +434,7 @@ fn only_the_leader_polls_and_a_standby_takes_over_after_a_kill() {
     // Statuses keep coming: an instance changing in Azure shows up in the status.
     sim.put_instance(&r, "{id: 1, powerState: deallocated}");
     wait_summary(cluster, &ns, "w", "2/3", Duration::from_secs(10 + 10));
-    let obj = get(cluster, &ns, "w");
+    let obj = get_watch(cluster, &ns, "w");
     assert_eq!(obj["status"]["unhealthyInstances"][0]["instanceId"], "1");
     let (_, s) = metrics(&replicas[si]);
     assert!(sample(&s, "scaleset_watch_reconciles_total", &[]).unwrap_or(0.0) >= 1.0);
@@ -512,9 +446,9 @@ fn sigterm_releases_the_lease_exits_zero_and_the_standby_takes_over_at_once() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
     reset_lease(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let ns = cluster.create_namespace("handover");
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "h", "handover", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "h", &[], "rg-ops", "handover", ""));
 
     // A lease of 15 s: the standby retries every 5 s, and a leader that went away without
     // releasing could only be replaced 15 s after its last renewal.
@@ -661,7 +595,7 @@ subscriptions:
         let file = dir.path().join(format!("{what}.jwt"));
         support::write_private(&file, token.as_bytes());
         let ns = cluster.create_namespace(&format!("wi-{what}"));
-        cluster.kubectl_apply_stdin(&watch_yaml(&ns, "wi", "wi", &[]));
+        cluster.kubectl_apply_stdin(&watch_yaml(&ns, "wi", &[], "rg-ops", "wi", ""));
         let file = file.to_str().expect("utf-8 path").to_owned();
         let env = [
             ("SSW_NAMESPACE", ns.as_str()),
@@ -743,9 +677,9 @@ subscriptions:
 fn metrics_and_probes() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let ns = cluster.create_namespace("metrics");
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "m", "metrics", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "m", &[], "rg-ops", "metrics", ""));
     let c = Controller::start(cluster, &kubeconfig, &sim, &[("SSW_NAMESPACE", &ns)], &[]);
 
     let health = http_get(&c, "/healthz");
@@ -897,11 +831,18 @@ fn metrics_and_probes() {
 fn json_logs_carry_the_watch_and_no_secret() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let ns = cluster.create_namespace("logs");
     // A healthy poll, a failing one (no such scale set), and one with a Secret's credentials.
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "good", "logs", &[]));
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "missing", "no-such-scale-set", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "good", &[], "rg-ops", "logs", ""));
+    cluster.kubectl_apply_stdin(&watch_yaml(
+        &ns,
+        "missing",
+        &[],
+        "rg-ops",
+        "no-such-scale-set",
+        "",
+    ));
     cluster.kubectl_ok(&[
         "create",
         "secret",
@@ -915,7 +856,7 @@ fn json_logs_carry_the_watch_and_no_secret() {
     ]);
     let sp = format!(
         "{}  credentials:\n    secretRef:\n      name: azure-sp\n",
-        watch_yaml(&ns, "sp", "logs", &[])
+        watch_yaml(&ns, "sp", &[], "rg-ops", "logs", "")
     );
     cluster.kubectl_apply_stdin(&sp);
     let mut c = Controller::start(
@@ -1054,11 +995,11 @@ const QUIET: Duration = Duration::from_secs(12);
 fn a_namespaced_controller_ignores_other_namespaces() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let a = cluster.create_namespace("scope-a");
     let b = cluster.create_namespace("scope-b");
-    cluster.kubectl_apply_stdin(&watch_yaml(&a, "w", "scope", &[]));
-    cluster.kubectl_apply_stdin(&watch_yaml(&b, "w", "scope", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(&a, "w", &[], "rg-ops", "scope", ""));
+    cluster.kubectl_apply_stdin(&watch_yaml(&b, "w", &[], "rg-ops", "scope", ""));
     let c = Controller::start(cluster, &kubeconfig, &sim, &[("SSW_NAMESPACE", &a)], &[]);
     wait_condition(
         cluster,
@@ -1084,11 +1025,25 @@ fn a_namespaced_controller_ignores_other_namespaces() {
 fn a_label_selector_limits_what_is_reconciled() {
     let cluster = Cluster::shared();
     let kubeconfig = controller_kubeconfig(cluster);
-    let sim = SimEnv::start(SCENARIO);
+    let sim = SimEnv::start(&ops_scenario());
     let ns = cluster.create_namespace("selector");
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "team-x", "scope", &[("team", "x")]));
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "team-y", "scope", &[("team", "y")]));
-    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "unlabelled", "scope", &[]));
+    cluster.kubectl_apply_stdin(&watch_yaml(
+        &ns,
+        "team-x",
+        &[("team", "x")],
+        "rg-ops",
+        "scope",
+        "",
+    ));
+    cluster.kubectl_apply_stdin(&watch_yaml(
+        &ns,
+        "team-y",
+        &[("team", "y")],
+        "rg-ops",
+        "scope",
+        "",
+    ));
+    cluster.kubectl_apply_stdin(&watch_yaml(&ns, "unlabelled", &[], "rg-ops", "scope", ""));
     let _c = Controller::start(
         cluster,
         &kubeconfig,
@@ -1106,7 +1061,7 @@ fn a_label_selector_limits_what_is_reconciled() {
         Duration::from_secs(30),
     );
     assert!(
-        get(cluster, &ns, "unlabelled")["status"].is_null(),
+        get_watch(cluster, &ns, "unlabelled")["status"].is_null(),
         "an unlabelled watch got a status"
     );
     // Labelled later: picked up at once.
@@ -1128,7 +1083,7 @@ fn a_label_selector_limits_what_is_reconciled() {
 fn assert_no_status_for(cluster: &Cluster, ns: &str, name: &str, quiet: Duration) {
     let end = Instant::now() + quiet;
     loop {
-        let obj = get(cluster, ns, name);
+        let obj = get_watch(cluster, ns, name);
         assert!(
             obj["status"].is_null(),
             "{ns}/{name} out of scope got a status: {:#}",

@@ -248,3 +248,94 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// A scenario with the demo service principal, which may read subscription [`SUB`], and one
+/// resource group holding `scale_sets` (YAML list items, indented for `scaleSets:`).
+pub fn scenario(resource_group: &str, scale_sets: &str) -> String {
+    format!(
+        r#"
+servicePrincipals:
+  - tenantId: {TENANT}
+    clientId: {CLIENT}
+    clientSecret: {SECRET}
+    subscriptions: [{SUB}]
+subscriptions:
+  - id: {SUB}
+    tenantId: {TENANT}
+    resourceGroups:
+      - name: {resource_group}
+        scaleSets:
+{scale_sets}"#
+    )
+}
+
+/// A ScaleSetWatch polling every 10 s (the minimum). `extra_spec` lines are indented for `spec:`.
+pub fn watch_yaml(
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    resource_group: &str,
+    scale_set: &str,
+    extra_spec: &str,
+) -> String {
+    // Quoted: YAML reads a bare `y` as a boolean.
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    let labels = if labels.is_empty() {
+        labels
+    } else {
+        format!("  labels:\n{labels}")
+    };
+    format!(
+        r#"apiVersion: scalesetwatch.io/v1alpha1
+kind: ScaleSetWatch
+metadata:
+  name: {name}
+  namespace: {ns}
+{labels}spec:
+  subscriptionId: {SUB}
+  resourceGroup: {resource_group}
+  scaleSetName: {scale_set}
+  interval: 10s
+{extra_spec}
+"#
+    )
+}
+
+pub fn get_watch(cluster: &Cluster, ns: &str, name: &str) -> serde_json::Value {
+    cluster.kubectl_json(&["get", "ssw", name, "-n", ns, "-o", "json"])
+}
+
+pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<serde_json::Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+/// Waits until the condition has the status (and reason, when given); returns the object.
+#[track_caller]
+pub fn wait_condition(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    timeout: Duration,
+) -> serde_json::Value {
+    let found = wait_for_value(timeout, || {
+        let obj = get_watch(cluster, ns, name);
+        let c = condition(&obj, type_)?;
+        (c["status"] == status && reason.is_none_or(|r| c["reason"] == r)).then_some(obj)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{ns}/{name}: {type_} never became {status}/{reason:?}; object:\n{:#}",
+            get_watch(cluster, ns, name)
+        )
+    })
+}
