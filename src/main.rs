@@ -65,6 +65,7 @@ struct RunArgs {
     /// Elect a leader through a Lease, so that several replicas are safe.
     #[arg(long, env = "SSW_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Name of the Lease that replicas compete for.
     #[arg(long, env = "SSW_LEASE_NAME", default_value = "scaleset-watch")]
     lease_name: String,
     /// Namespace of the Lease (the controller's own).
@@ -73,6 +74,7 @@ struct RunArgs {
     /// This replica's name in the Lease.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// How long a leader that stopped renewing keeps the Lease; it renews every third of this.
     #[arg(long, env = "SSW_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
     /// Log format: text or json.
