@@ -42,6 +42,8 @@ pub enum AzureSetupError {
         path: String,
         source: reqwest::Error,
     },
+    #[error("CA bundle {path} holds no PEM certificate")]
+    CaEmpty { path: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("cannot set up Azure credentials: {0}")]
@@ -97,6 +99,11 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, AzureSetup
                 source,
             }
         })?;
+        if certs.is_empty() {
+            return Err(AzureSetupError::CaEmpty {
+                path: path.display().to_string(),
+            });
+        }
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().map_err(AzureSetupError::Client)
@@ -193,4 +200,76 @@ pub fn ambient_credential(
         client_options: client_options(http, authority),
     };
     Ok(ManagedIdentityCredential::new(Some(options)).map_err(AzureSetupError::Credential)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cloud_has_its_own_arm_authority_and_scope() {
+        let none = EndpointOverrides::default();
+        let public = endpoints(Cloud::AzurePublic, &none);
+        assert_eq!(public.arm.as_str(), "https://management.azure.com/");
+        assert_eq!(
+            public.authority.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(public.scope, "https://management.core.windows.net/.default");
+        let china = endpoints(Cloud::AzureChina, &none);
+        assert_eq!(china.arm.as_str(), "https://management.chinacloudapi.cn/");
+        assert_eq!(china.authority.as_str(), "https://login.chinacloudapi.cn/");
+        assert_eq!(
+            china.scope,
+            "https://management.core.chinacloudapi.cn/.default"
+        );
+        let gov = endpoints(Cloud::AzureUSGovernment, &none);
+        assert_eq!(gov.arm.as_str(), "https://management.usgovcloudapi.net/");
+        assert_eq!(gov.authority.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(
+            gov.scope,
+            "https://management.core.usgovcloudapi.net/.default"
+        );
+    }
+
+    #[test]
+    fn overrides_replace_endpoints_but_keep_the_clouds_scope() {
+        let sim = Url::parse("https://127.0.0.1:8443/").expect("url");
+        let overrides = EndpointOverrides {
+            arm: Some(sim.clone()),
+            authority: Some(sim.clone()),
+        };
+        let china = endpoints(Cloud::AzureChina, &overrides);
+        assert_eq!(china.arm, sim);
+        assert_eq!(china.authority, sim);
+        assert_eq!(
+            china.scope,
+            "https://management.core.chinacloudapi.cn/.default"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_bundle_is_a_clear_error() {
+        let err = http_client(Some(Path::new("/nonexistent/ca.pem"))).expect_err("missing file");
+        assert!(
+            err.to_string()
+                .contains("cannot read CA bundle /nonexistent/ca.pem"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").expect("write");
+        let err = http_client(Some(&empty)).expect_err("no certificate in it");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+    }
+
+    #[test]
+    fn client_secret_debug_output_hides_the_secret() {
+        let s = ClientSecret {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: "hunter2".into(),
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
 }

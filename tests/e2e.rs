@@ -419,6 +419,11 @@ fn secret_credentials_wrong_missing_and_right() {
     );
     let dump = serde_json::to_string(&obj).expect("json");
     assert!(!dump.contains(wrong), "the secret leaked into the status");
+    assert_eventually(Duration::from_secs(10), "a PollFailed event", || {
+        events(&ns, "sp")
+            .iter()
+            .any(|ev| ev["reason"] == "PollFailed" && ev["type"] == "Warning")
+    });
     let all_events = serde_json::to_string(&events(&ns, "sp")).expect("json");
     assert!(!all_events.contains(wrong), "the secret leaked into events");
     assert!(
