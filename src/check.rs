@@ -29,8 +29,9 @@ pub struct Args {
     pub scale_set: Option<String>,
     #[arg(long, default_value = DEFAULT_API_VERSION)]
     pub api_version: String,
-    #[arg(long, value_enum, default_value = "azure-public")]
-    pub cloud: CloudArg,
+    /// AzurePublic, AzureChina or AzureUSGovernment.
+    #[arg(long, default_value = "AzurePublic")]
+    pub cloud: Cloud,
     /// ARM endpoint instead of the cloud's (e.g. the simulator).
     #[arg(long, env = "SSW_ARM_ENDPOINT")]
     pub arm_endpoint: Option<url::Url>,
@@ -43,38 +44,14 @@ pub struct Args {
     /// Percentage of instances that must be healthy.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub min_healthy_percent: u8,
-    /// Power states that count as healthy (repeatable; default running).
-    #[arg(long = "expected-power-state", value_enum)]
-    pub expected_power_states: Vec<PowerStateArg>,
+    /// Power states that count as healthy: running, stopped, deallocated (repeatable; default running).
+    #[arg(long = "expected-power-state")]
+    pub expected_power_states: Vec<ExpectedPowerState>,
     /// Do not require the VM agent to report Ready.
     #[arg(long)]
     pub no_vm_agent: bool,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum CloudArg {
-    AzurePublic,
-    AzureChina,
-    AzureUsGovernment,
-}
-
-impl From<CloudArg> for Cloud {
-    fn from(c: CloudArg) -> Self {
-        match c {
-            CloudArg::AzurePublic => Cloud::AzurePublic,
-            CloudArg::AzureChina => Cloud::AzureChina,
-            CloudArg::AzureUsGovernment => Cloud::AzureUSGovernment,
-        }
-    }
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum PowerStateArg {
-    Running,
-    Stopped,
-    Deallocated,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,16 +66,9 @@ pub async fn run(args: Args) -> i32 {
     let policy = HealthPolicy {
         min_healthy_percent: args.min_healthy_percent,
         expected_power_states: if args.expected_power_states.is_empty() {
-            vec![ExpectedPowerState::Running]
+            HealthPolicy::default().expected_power_states
         } else {
-            args.expected_power_states
-                .iter()
-                .map(|p| match p {
-                    PowerStateArg::Running => ExpectedPowerState::Running,
-                    PowerStateArg::Stopped => ExpectedPowerState::Stopped,
-                    PowerStateArg::Deallocated => ExpectedPowerState::Deallocated,
-                })
-                .collect()
+            args.expected_power_states.clone()
         },
         require_vm_agent: !args.no_vm_agent,
     };
@@ -180,7 +150,7 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
     };
     let pages = poller
         .poll(
-            args.cloud.into(),
+            args.cloud,
             &target,
             &CredentialSource::Ambient,
             Duration::ZERO,

@@ -334,6 +334,37 @@ fn unwrap_descriptions(value: &mut serde_json::Value) {
     }
 }
 
+impl std::str::FromStr for Cloud {
+    type Err = String;
+
+    /// The names the CRD uses, so that flags and specs spell clouds alike.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "AzurePublic" => Ok(Self::AzurePublic),
+            "AzureChina" => Ok(Self::AzureChina),
+            "AzureUSGovernment" => Ok(Self::AzureUSGovernment),
+            other => Err(format!(
+                "unknown cloud {other:?}: expected AzurePublic, AzureChina or AzureUSGovernment"
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for ExpectedPowerState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(Self::Running),
+            "stopped" => Ok(Self::Stopped),
+            "deallocated" => Ok(Self::Deallocated),
+            other => Err(format!(
+                "unknown power state {other:?}: expected running, stopped or deallocated"
+            )),
+        }
+    }
+}
+
 /// Parses a Go-style duration as the schema admits it (`90s`, `1m30s`, `1.5h`, `500ms`).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let mut total = 0f64;

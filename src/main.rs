@@ -42,7 +42,7 @@ struct RunArgs {
     #[arg(long, env = "SSW_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
     /// Cloud of the watches that name none.
-    #[arg(long, env = "SSW_CLOUD", value_parser = parse_cloud, default_value = "AzurePublic")]
+    #[arg(long, env = "SSW_CLOUD", default_value = "AzurePublic")]
     cloud: Cloud,
     /// ARM endpoint for every cloud, instead of Azure's (for the simulator).
     #[arg(long, env = "SSW_ARM_ENDPOINT")]
@@ -89,17 +89,6 @@ struct RunArgs {
 enum LogFormat {
     Text,
     Json,
-}
-
-fn parse_cloud(s: &str) -> Result<Cloud, String> {
-    match s {
-        "AzurePublic" => Ok(Cloud::AzurePublic),
-        "AzureChina" => Ok(Cloud::AzureChina),
-        "AzureUSGovernment" => Ok(Cloud::AzureUSGovernment),
-        other => Err(format!(
-            "unknown cloud {other:?}: expected AzurePublic, AzureChina or AzureUSGovernment"
-        )),
-    }
 }
 
 fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {

@@ -206,3 +206,37 @@ subscriptions:
     );
     rt.block_on(sim.shutdown());
 }
+
+#[test]
+fn flags_spell_clouds_and_power_states_like_the_crd() {
+    let out = bin()
+        .args(["--cloud", "AzureMars", "--from-file"])
+        .arg(example("seed-2017-03-30-list-instance-views.json"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("expected AzurePublic, AzureChina or AzureUSGovernment")
+    );
+
+    // The example's only instance runs; expecting only deallocated instances makes it unhealthy
+    // for its power state too.
+    let out = bin()
+        .args([
+            "-o",
+            "json",
+            "--expected-power-state",
+            "deallocated",
+            "--from-file",
+        ])
+        .arg(example("seed-2017-03-30-list-instance-views.json"))
+        .output()
+        .expect("runs");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let reasons = status["unhealthyInstances"][0]["reasons"].to_string();
+    assert!(
+        reasons.contains("power state running (expected deallocated)"),
+        "{reasons}"
+    );
+}
