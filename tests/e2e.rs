@@ -75,6 +75,20 @@ fn wait_condition(
     support::controller::wait_condition(env().cluster, ns, name, type_, status, reason, timeout)
 }
 
+/// A namespace of its own with one watch of `scale_set` that has polled successfully.
+fn ready_watch(
+    prefix: &str,
+    name: &str,
+    scale_set: &str,
+) -> (String, scaleset_watch::simulator::ScaleSetRef) {
+    let e = env();
+    let ns = e.cluster.create_namespace(prefix);
+    e.cluster
+        .kubectl_apply_stdin(&watch_yaml(&ns, name, &[], "rg-e2e", scale_set, ""));
+    wait_condition(&ns, name, "Ready", "True", None, Duration::from_secs(40));
+    (ns, e.sim.scale_set("rg-e2e", scale_set))
+}
+
 fn events(ns: &str, name: &str) -> Vec<Value> {
     let list = env().cluster.kubectl_json(&[
         "get",
@@ -456,11 +470,7 @@ fn secret_credentials_wrong_missing_and_right() {
 #[test]
 fn deleting_a_watch_stops_its_polling() {
     let e = env();
-    let ns = e.cluster.create_namespace("delete");
-    let r = e.sim.scale_set("rg-e2e", "deleted");
-    e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "gone", &[], "rg-e2e", "deleted", ""));
-    wait_condition(&ns, "gone", "Ready", "True", None, Duration::from_secs(40));
+    let (ns, r) = ready_watch("delete", "gone", "deleted");
     e.cluster
         .kubectl_ok(&["delete", "ssw", "gone", "-n", &ns, "--wait=true"]);
     // A reconcile already running may still finish its fetch.
@@ -477,11 +487,7 @@ fn deleting_a_watch_stops_its_polling() {
 #[test]
 fn suspend_stops_polling_and_says_so() {
     let e = env();
-    let ns = e.cluster.create_namespace("suspend");
-    let r = e.sim.scale_set("rg-e2e", "suspended");
-    e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "s", &[], "rg-e2e", "suspended", ""));
-    wait_condition(&ns, "s", "Ready", "True", None, Duration::from_secs(40));
+    let (ns, r) = ready_watch("suspend", "s", "suspended");
     e.cluster.kubectl_ok(&[
         "patch",
         "ssw",
@@ -554,11 +560,7 @@ fn watches_of_one_scale_set_share_one_fetch_per_interval() {
 #[test]
 fn throttling_keeps_the_last_counts_says_so_and_backs_off() {
     let e = env();
-    let ns = e.cluster.create_namespace("throttle");
-    let r = e.sim.scale_set("rg-e2e", "throttled");
-    e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "t", &[], "rg-e2e", "throttled", ""));
-    wait_condition(&ns, "t", "Ready", "True", None, Duration::from_secs(40));
+    let (ns, r) = ready_watch("throttle", "t", "throttled");
     e.sim
         .set_faults(&r, "[{throttle: {retryAfterSeconds: 40}}]");
     let obj = wait_condition(
@@ -599,12 +601,8 @@ fn throttling_keeps_the_last_counts_says_so_and_backs_off() {
 #[test]
 fn a_steady_fleet_does_not_rewrite_its_status_every_poll() {
     let e = env();
-    let ns = e.cluster.create_namespace("steady");
-    let r = e.sim.scale_set("rg-e2e", "steady");
-    e.cluster
-        .kubectl_apply_stdin(&watch_yaml(&ns, "st", &[], "rg-e2e", "steady", ""));
-    let obj = wait_condition(&ns, "st", "Ready", "True", None, Duration::from_secs(40));
-    let version = obj["metadata"]["resourceVersion"].clone();
+    let (ns, r) = ready_watch("steady", "st", "steady");
+    let version = get(&ns, "st")["metadata"]["resourceVersion"].clone();
     let before = e.sim.fetches(&r);
     std::thread::sleep(Duration::from_secs(25));
     assert!(e.sim.fetches(&r) - before >= 2, "it kept polling");
