@@ -850,9 +850,7 @@ mod tests {
                             "somethingNew": true
                         }
                     }
-                },
-                "not an object",
-                null
+                }
             ],
             "nextLink": null
         });
@@ -877,5 +875,31 @@ mod tests {
     fn malformed_json_is_an_error_not_a_panic() {
         assert!(parse_page(b"{\"value\": [").is_err());
         assert!(parse_page(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_page_without_a_list_of_vm_objects_is_broken_not_empty() {
+        for body in [
+            r#"{}"#,
+            r#"{"nextLink": null}"#,
+            r#"{"value": null}"#,
+            r#"{"value": {"instanceId": "0"}}"#,
+            r#"{"value": [{"instanceId": "0"}, "not an object"]}"#,
+            r#"{"value": [null]}"#,
+            r#"{"value": [[1]]}"#,
+            r#"[]"#,
+        ] {
+            assert!(parse_page(body.as_bytes()).is_err(), "{body} parsed");
+            let mut seen = 0;
+            let streamed = crate::arm::model::for_each_vm(body.as_bytes(), |_| seen += 1);
+            assert!(streamed.is_err(), "{body} streamed");
+        }
+        assert_eq!(
+            parse_page(br#"{"value": []}"#)
+                .expect("empty list")
+                .value
+                .len(),
+            0
+        );
     }
 }

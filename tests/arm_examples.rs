@@ -203,6 +203,9 @@ fn streaming_assessment_matches_collected_assessment_on_every_example() {
     use scaleset_watch::health::assess_pages;
     for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
         let path = entry.expect("entry").path();
+        if path.to_string_lossy().contains("GetInstanceView") {
+            continue; // one VM's instance view, not a list response
+        }
         let body = std::fs::read(&path).expect("readable");
         let Ok(page) = parse_page(&body) else {
             panic!("{} does not parse", path.display());
@@ -225,5 +228,99 @@ fn streaming_assessment_matches_collected_assessment_on_every_example() {
         let single =
             assess_pages(&ListPages::new(vec![body]), &HealthPolicy::default()).expect("streams");
         assert_eq!(single, collected, "{}", path.display());
+    }
+}
+
+/// Every value of every example, replaced in turn by a value of each other JSON type: the page
+/// must still parse (the poll goes on) and be judged without panicking.
+#[test]
+fn any_value_of_an_unexpected_type_costs_that_value_not_the_poll() {
+    use serde_json::{Value, json};
+    fn paths(v: &Value, here: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(here.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    here.push(k.clone());
+                    paths(child, here, out);
+                    here.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    here.push(i.to_string());
+                    paths(child, here, out);
+                    here.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
+        path.iter().fold(v, |v, key| match v {
+            Value::Array(items) => &mut items[key.parse::<usize>().expect("index")],
+            other => &mut other[key.as_str()],
+        })
+    }
+    let replacements = [
+        json!(null),
+        json!(7),
+        json!("x"),
+        json!([1]),
+        json!({"a": 1}),
+        json!(true),
+    ];
+    let mut tried = 0;
+    for name in [
+        "seed-2017-03-30-list-instance-views.json",
+        "VirtualMachineScaleSetVM_List_MaximumSet_Gen.json",
+    ] {
+        let original: Value =
+            serde_json::from_slice(&std::fs::read(fixtures().join(name)).expect("read"))
+                .expect("json");
+        let mut all = Vec::new();
+        paths(&original, &mut Vec::new(), &mut all);
+        for path in all.iter().filter(|p| !p.is_empty()) {
+            for replacement in &replacements {
+                let mut doc = original.clone();
+                *at(&mut doc, path) = replacement.clone();
+                let body = serde_json::to_vec(&doc).expect("serializes");
+                // The skeleton (the `value` list and its VM objects) is strict: breaking it
+                // breaks the page rather than hiding instances.
+                let skeleton = path[0] == "value" && path.len() <= 2;
+                let still_skeleton_shaped = match path.len() {
+                    1 => replacement
+                        .as_array()
+                        .is_some_and(|items| items.iter().all(|i| i.is_object())),
+                    _ => replacement.is_object(),
+                };
+                if skeleton && !still_skeleton_shaped {
+                    assert!(
+                        parse_page(&body).is_err(),
+                        "{name}: {path:?} = {replacement} parsed"
+                    );
+                    continue;
+                }
+                let page = parse_page(&body)
+                    .unwrap_or_else(|e| panic!("{name}: {path:?} = {replacement}: {e}"));
+                let _ = assess(&page.value, &HealthPolicy::default());
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 1000, "only {tried} variants");
+}
+
+/// A body cut anywhere is an error, never a panic and never a silently shorter fleet.
+#[test]
+fn a_truncated_page_is_an_error() {
+    let body =
+        std::fs::read(fixtures().join("seed-2017-03-30-list-instance-views.json")).expect("read");
+    let end = body
+        .iter()
+        .rposition(|b| *b == b'}')
+        .expect("closing brace");
+    for cut in 1..end {
+        assert!(parse_page(&body[..cut]).is_err(), "cut at {cut} parsed");
     }
 }

@@ -9,11 +9,12 @@ use std::borrow::Cow;
 
 mod lenient;
 
-/// One page of the list response.
+/// One page of the list response. Its skeleton is strict: a page without a `value` list of
+/// objects is broken, and counting it as fewer instances would be a lie.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VmListPage<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    #[serde(borrow, deserialize_with = "lenient::items")]
     pub value: Vec<ScaleSetVm<'a>>,
     #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub next_link: Option<Cow<'a, str>>,

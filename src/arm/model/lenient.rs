@@ -206,12 +206,17 @@ impl<'de, F: FnMut(super::ScaleSetVm<'de>)> Visitor<'de> for PageSeed<F> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut seen_value = false;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == "value" {
                 map.next_value_seed(ItemsSeed(&mut self.0))?;
+                seen_value = true;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
+        }
+        if !seen_value {
+            return Err(serde::de::Error::missing_field("value"));
         }
         Ok(())
     }
@@ -235,39 +240,36 @@ impl<'de, F: FnMut(super::ScaleSetVm<'de>)> Visitor<'de> for ItemsSeed<'_, F> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(Element(item)) = seq.next_element::<Element<super::ScaleSetVm<'de>>>()? {
-            if let Some(vm) = item {
-                (self.0)(vm);
-            }
+        while let Some(Item(vm)) = seq.next_element::<Item<super::ScaleSetVm<'de>>>()? {
+            (self.0)(vm);
         }
         Ok(())
     }
+}
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        IgnoredAny.visit_map(map).map(|_| ())
-    }
+/// One VM of a page's `value`: an object, or the page is broken.
+struct Item<T>(T);
 
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a VM object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        de.deserialize_any(V(PhantomData)).map(Item)
     }
+}
 
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+/// A page's `value`: a list of objects, strictly.
+pub fn items<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result<Vec<T>, D::Error> {
+    Ok(Vec::<Item<T>>::deserialize(de)?
+        .into_iter()
+        .map(|Item(t)| t)
+        .collect())
 }
