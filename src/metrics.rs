@@ -37,6 +37,11 @@ pub struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionLabels {
+    pub subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -68,6 +73,7 @@ pub struct Metrics {
     arm_requests: Family<CodeLabels, Counter>,
     arm_duration: Histogram,
     arm_throttled: Counter,
+    arm_remaining_reads: Family<SubscriptionLabels, Gauge>,
     reconciles: Counter,
     reconcile_errors: Family<ReasonLabels, Counter>,
     reconcile_duration: Histogram,
@@ -115,6 +121,12 @@ impl Default for Metrics {
             "ARM requests answered with 429 Too Many Requests",
             arm_throttled.clone(),
         );
+        let arm_remaining_reads = Family::<SubscriptionLabels, Gauge>::default();
+        registry.register(
+            "arm_remaining_subscription_reads",
+            "Reads ARM said were left in the subscription's budget after the last request",
+            arm_remaining_reads.clone(),
+        );
         let reconciles = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         let reconcile_errors = Family::<ReasonLabels, Counter>::default();
@@ -138,6 +150,7 @@ impl Default for Metrics {
             arm_requests,
             arm_duration,
             arm_throttled,
+            arm_remaining_reads,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -270,6 +283,14 @@ impl RequestObserver for Metrics {
 
     fn throttled(&self) {
         self.arm_throttled.inc();
+    }
+
+    fn remaining_reads(&self, subscription: &str, remaining: u64) {
+        self.arm_remaining_reads
+            .get_or_create(&SubscriptionLabels {
+                subscription: subscription.to_owned(),
+            })
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
     }
 }
 

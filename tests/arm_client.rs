@@ -459,3 +459,44 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
         );
     }
 }
+
+#[tokio::test]
+async fn arm_traffic_is_observed_for_metrics() {
+    use scaleset_watch::arm::client::RequestObserver;
+    use scaleset_watch::metrics::Metrics;
+    let env = Env::start().await;
+    let metrics = std::sync::Arc::new(Metrics::default());
+    let poller = Poller::new(
+        ArmClient::new(env.http.clone(), fast_limits())
+            .with_observer(metrics.clone() as std::sync::Arc<dyn RequestObserver>),
+        env.http.clone(),
+        env.overrides.clone(),
+    );
+    poll(&poller, "workers").await.expect("poll");
+    env.sim
+        .set_faults(
+            &env.sim_ref("faulty"),
+            vec![fault("{throttle: {retryAfterSeconds: 30}}")],
+        )
+        .expect("fault set");
+    let _ = poll(&poller, "faulty").await.expect_err("throttled");
+    let text = metrics.encode().expect("encodes");
+    assert!(
+        text.contains(r#"scaleset_watch_arm_requests_total{code="200"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"scaleset_watch_arm_requests_total{code="429"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("scaleset_watch_arm_throttled_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"scaleset_watch_arm_remaining_subscription_reads{{subscription="{SUB}"}}"#
+        )),
+        "{text}"
+    );
+}

@@ -152,6 +152,8 @@ pub trait RequestObserver: Send + Sync {
     /// `status` is `None` when no response arrived.
     fn observe(&self, status: Option<u16>, elapsed: Duration);
     fn throttled(&self) {}
+    /// ARM's `x-ms-ratelimit-remaining-subscription-reads` after a request.
+    fn remaining_reads(&self, _subscription: &str, _remaining: u64) {}
 }
 
 type GateKey = (String, String, Option<String>);
@@ -305,6 +307,16 @@ impl ArmClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            if let (Some(o), Some(remaining)) = (
+                &self.observer,
+                response
+                    .headers()
+                    .get("x-ms-ratelimit-remaining-subscription-reads")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok()),
+            ) {
+                o.remaining_reads(&gate_key.1, remaining);
+            }
             if status == 200 {
                 let body = read_capped(response, self.limits.max_page_bytes).await;
                 self.observe(Some(status), started.elapsed());
