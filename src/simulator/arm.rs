@@ -760,17 +760,7 @@ impl Ctx<'_> {
                 }
             })
             .collect();
-        let last = keys.last().cloned().unwrap_or(after);
-        let body = Listing {
-            items,
-            next: more.then(|| SkipToken {
-                after: last.clone(),
-                page: number + 1,
-                nonce: rand::random(),
-            }),
-            last,
-            number,
-        };
+        let body = Listing::page(items, &keys, after, more, number);
         let resource_header = format!(
             "Microsoft.Compute/{};{r3},Microsoft.Compute/{};{r30}",
             policies.0, policies.1
@@ -948,17 +938,7 @@ impl Ctx<'_> {
                     .filter_map(|k| ss.instances.get(k))
                     .map(|rec| render::flex_vm(ss, rec, expand))
                     .collect();
-                let last = keys.last().cloned().unwrap_or(after);
-                let listing = Listing {
-                    items,
-                    next: more.then(|| SkipToken {
-                        after: last.clone(),
-                        page: number + 1,
-                        nonce: rand::random(),
-                    }),
-                    last,
-                    number,
-                };
+                let listing = Listing::page(items, &keys, after, more, number);
                 (listing, fault, budget)
             }
             None => {
@@ -980,17 +960,7 @@ impl Ctx<'_> {
                         Some(render::flex_vm(ss, ss.instances.get(inst)?, false))
                     })
                     .collect();
-                let last = keys.last().cloned().unwrap_or(after);
-                let listing = Listing {
-                    items,
-                    next: more.then(|| SkipToken {
-                        after: last.clone(),
-                        page: number + 1,
-                        nonce: rand::random(),
-                    }),
-                    last,
-                    number,
-                };
+                let listing = Listing::page(items, &keys, after, more, number);
                 (
                     listing,
                     None,
@@ -1147,6 +1117,24 @@ struct Listing {
     /// Key of the last item served (or where this page started).
     last: String,
     number: u32,
+}
+
+impl Listing {
+    /// Page `number` of `items` (whose keys are `keys`, served after `after`), with a skip
+    /// token for the next page when `more` remain.
+    fn page(items: Vec<Value>, keys: &[String], after: String, more: bool, number: u32) -> Self {
+        let last = keys.last().cloned().unwrap_or(after);
+        Self {
+            items,
+            next: more.then(|| SkipToken {
+                after: last.clone(),
+                page: number + 1,
+                nonce: rand::random(),
+            }),
+            last,
+            number,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
