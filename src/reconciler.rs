@@ -182,7 +182,7 @@ async fn reconcile_inner(
         Err(e) => Err(e),
     };
 
-    // The pages were checked to be JSON when fetched; the lenient typed parse accepts any JSON.
+    // The pages were checked to be JSON when fetched; JSON that is not a list of VMs is invalid.
     let polled = polled.and_then(|pages| {
         health::assess_pages(&pages, &spec.health)
             .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
@@ -379,4 +379,38 @@ fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> 
             .saturating_mul(1 << failures.saturating_sub(1).min(8))
             .min(Duration::from_secs(300)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::client::ArmError;
+
+    #[test]
+    fn failed_polls_back_off_from_5s_up_to_the_interval_but_never_before_retry_after() {
+        let interval = Duration::from_secs(60);
+        let unavailable = PollError::Arm(ArmError::Unavailable("timed out".into()));
+        let delays: Vec<u64> = (1..=6)
+            .map(|n| retry_delay(interval, n, &unavailable).as_secs())
+            .collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
+        let throttled = PollError::Arm(ArmError::Throttled {
+            retry_after: Duration::from_secs(300),
+            code: "OperationNotAllowed".into(),
+        });
+        assert_eq!(
+            retry_delay(interval, 1, &throttled),
+            Duration::from_secs(300)
+        );
+        assert_eq!(retry_delay(interval, u32::MAX, &unavailable), interval);
+    }
+
+    #[test]
+    fn jitter_only_delays_and_by_at_most_a_tenth() {
+        let d = Duration::from_secs(100);
+        for _ in 0..1000 {
+            let j = jittered(d);
+            assert!(j >= d && j < Duration::from_secs(110), "{j:?}");
+        }
+    }
 }
