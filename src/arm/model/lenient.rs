@@ -10,6 +10,39 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+/// Visitor methods for the shapes a field does not take: the value is skipped in place and the
+/// field reads as `$absent`.
+macro_rules! absent_on {
+    ($de:lifetime, $absent:expr; $($shape:ident),+) => { $( absent_on!(@$shape $de, $absent); )+ };
+    (@str $de:lifetime, $absent:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> { Ok($absent) }
+    };
+    (@numbers $de:lifetime, $absent:expr) => {
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> { Ok($absent) }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> { Ok($absent) }
+        absent_on!(@float $de, $absent);
+    };
+    (@float $de:lifetime, $absent:expr) => {
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> { Ok($absent) }
+    };
+    (@bool $de:lifetime, $absent:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> { Ok($absent) }
+    };
+    (@null $de:lifetime, $absent:expr) => {
+        fn visit_unit<E>(self) -> Result<Self::Value, E> { Ok($absent) }
+    };
+    (@map $de:lifetime, $absent:expr) => {
+        fn visit_map<A: MapAccess<$de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            IgnoredAny.visit_map(map).map(|_| $absent)
+        }
+    };
+    (@seq $de:lifetime, $absent:expr) => {
+        fn visit_seq<A: SeqAccess<$de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            IgnoredAny.visit_seq(seq).map(|_| $absent)
+        }
+    };
+}
+
 /// A string, or a number or boolean spelled as one; anything else is absent.
 pub fn string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct V;
@@ -39,15 +72,7 @@ pub fn string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Cow<'de, str>>,
         fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
             Ok(Some(Cow::Owned(v.to_string())))
         }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_map(map).map(|_| None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_seq(seq).map(|_| None)
-        }
+        absent_on!('de, None; null, map, seq);
     }
     de.deserialize_any(V)
 }
@@ -66,24 +91,10 @@ pub fn int<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i32>, D::Error> {
         fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
             Ok(i32::try_from(v).ok())
         }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
         fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
             Ok(v.trim().parse().ok())
         }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_map(map).map(|_| None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_seq(seq).map(|_| None)
-        }
+        absent_on!('de, None; float, bool, null, map, seq);
     }
     de.deserialize_any(V)
 }
@@ -98,27 +109,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         T::deserialize(MapAccessDeserializer::new(map)).map(Some)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        IgnoredAny.visit_seq(seq).map(|_| None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    absent_on!('de, None; seq, str, numbers, bool, null);
 }
 
 /// An object; anything else is absent. `T`'s own fields must be lenient too, so that the only
@@ -161,27 +152,7 @@ pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result<Vec
             }
             Ok(out)
         }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_map(map).map(|_| Vec::new())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
+        absent_on!('de, Vec::new(); map, str, numbers, bool, null);
     }
     de.deserialize_any(V(PhantomData))
 }
