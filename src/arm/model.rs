@@ -230,12 +230,18 @@ impl ListPages {
     }
 
     /// Whether these pages came from a Flexible scale set's VM list, which names each VM's
-    /// resource instead of carrying its instance view.
+    /// resource instead of carrying its instance view. Such a list is so throughout, so the
+    /// first page tells, and a Uniform set's pages are not all parsed twice per fetch.
     pub fn lists_flexible_references(&self) -> Result<bool, serde_json::Error> {
-        Ok(self.vms()?.iter().any(|vm| {
-            vm.properties.instance_view.is_none()
-                && vm.properties.virtual_machine_resource_id.is_some()
-        }))
+        let Some(first) = self.pages.first() else {
+            return Ok(false);
+        };
+        let mut flexible = false;
+        for_each_vm(first, |vm| {
+            flexible |= vm.properties.instance_view.is_none()
+                && vm.properties.virtual_machine_resource_id.is_some();
+        })?;
+        Ok(flexible)
     }
 
     pub fn bytes(&self) -> usize {
