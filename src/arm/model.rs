@@ -244,7 +244,7 @@ impl ListPages {
         Ok(flexible)
     }
 
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.pages.iter().map(Vec::len).sum()
     }
 }
