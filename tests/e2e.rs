@@ -89,6 +89,13 @@ fn ready_watch(
     (ns, e.sim.scale_set("rg-e2e", scale_set))
 }
 
+fn set_suspend(ns: &str, name: &str, suspend: bool) {
+    let patch = format!(r#"{{"spec":{{"suspend":{suspend}}}}}"#);
+    env().cluster.kubectl_ok(&[
+        "patch", "ssw", name, "-n", ns, "--type", "merge", "-p", &patch,
+    ]);
+}
+
 fn events(ns: &str, name: &str) -> Vec<Value> {
     let list = env().cluster.kubectl_json(&[
         "get",
@@ -488,17 +495,7 @@ fn deleting_a_watch_stops_its_polling() {
 fn suspend_stops_polling_and_says_so() {
     let e = env();
     let (ns, r) = ready_watch("suspend", "s", "suspended");
-    e.cluster.kubectl_ok(&[
-        "patch",
-        "ssw",
-        "s",
-        "-n",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"suspend":true}}"#,
-    ]);
+    set_suspend(&ns, "s", true);
     let obj = wait_condition(
         &ns,
         "s",
@@ -512,17 +509,7 @@ fn suspend_stops_polling_and_says_so() {
     let before = e.sim.fetches(&r);
     std::thread::sleep(Duration::from_secs(22));
     assert_eq!(e.sim.fetches(&r), before, "a suspended watch polled");
-    e.cluster.kubectl_ok(&[
-        "patch",
-        "ssw",
-        "s",
-        "-n",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"suspend":false}}"#,
-    ]);
+    set_suspend(&ns, "s", false);
     wait_condition(
         &ns,
         "s",
