@@ -65,9 +65,21 @@ pids+=($!)
 say "kubectl apply -f examples/"
 kubectl apply -f examples/ 2>&1 | grep -v '^Warning' || true
 
-show() {
-  sleep "$1"
-  echo
+# Why each unhealthy instance of watch $1 is unhealthy.
+reasons() {
+  kubectl get ssw "$1" -o jsonpath='{range .status.unhealthyInstances[*]}{.instanceId}{": "}{.reasons}{"\n"}{end}'
+}
+
+# Sets web instance 2's Application Health to $1 in the simulator, then waits until the watch
+# reports $2 healthy instances.
+set_web_2_health() {
+  curl -sf --cacert "$work/sim-ca.pem" -X PATCH -H 'content-type: application/json' \
+    -d "{\"appHealth\":\"$1\"}" \
+    "$sim/_sim/scalesets/00000000-0000-0000-0000-0000000000aa/rg-demo/web/instances/2" >/dev/null
+  for _ in $(seq 30); do
+    [ "$(kubectl get ssw web -o jsonpath='{.status.summary}')" = "$2" ] && break
+    sleep 1
+  done
   kubectl get ssw -o wide
 }
 
@@ -80,27 +92,14 @@ done
 kubectl get ssw -o wide
 
 say "Why are some workers unhealthy?"
-kubectl get ssw workers -o jsonpath='{range .status.unhealthyInstances[*]}{.instanceId}{": "}{.reasons}{"\n"}{end}'
+reasons workers
 
-admin="$sim/_sim/scalesets/00000000-0000-0000-0000-0000000000aa/rg-demo/web/instances/2"
 say "Breaking web instance 2 (its Application Health extension now reports unhealthy)"
-curl -sf --cacert "$work/sim-ca.pem" -X PATCH -H 'content-type: application/json' \
-  -d '{"appHealth":"unhealthy"}' "$admin" >/dev/null
-for _ in $(seq 30); do
-  [ "$(kubectl get ssw web -o jsonpath='{.status.summary}')" = "4/5" ] && break
-  sleep 1
-done
-kubectl get ssw -o wide
-kubectl get ssw web -o jsonpath='{range .status.unhealthyInstances[*]}{.instanceId}{": "}{.reasons}{"\n"}{end}'
+set_web_2_health unhealthy 4/5
+reasons web
 
 say "Healing it"
-curl -sf --cacert "$work/sim-ca.pem" -X PATCH -H 'content-type: application/json' \
-  -d '{"appHealth":"healthy"}' "$admin" >/dev/null
-for _ in $(seq 30); do
-  [ "$(kubectl get ssw web -o jsonpath='{.status.summary}')" = "5/5" ] && break
-  sleep 1
-done
-kubectl get ssw -o wide
+set_web_2_health healthy 5/5
 
 say "Events: one per transition, not one per poll"
 kubectl get events --field-selector involvedObject.kind=ScaleSetWatch \
