@@ -107,6 +107,14 @@ fn bench(c: &mut Criterion) {
             black_box(v)
         })
     });
+    group.bench_function("reader skip", |b| {
+        b.iter(|| {
+            let text = std::str::from_utf8(black_box(&body)).expect("utf8");
+            let mut r = scaleset_watch::arm::json::Reader::new(text);
+            r.skip().expect("valid");
+            r.end().expect("end")
+        })
+    });
     group.bench_function("typed parse", |b| {
         b.iter(|| black_box(parse_page(black_box(&body)).expect("valid")))
     });

@@ -2,7 +2,7 @@
 //!
 //! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data.
 
-use crate::arm::model::{InstanceView, ListPages, ScaleSetVm, Status};
+use crate::arm::model::{InstanceView, ListPages, ParseError, ScaleSetVm, Status};
 use crate::crd::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
     UnhealthyInstance,
@@ -278,7 +278,7 @@ pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
 pub fn assess_pages(
     pages: &ListPages,
     policy: &HealthPolicy,
-) -> Result<FleetHealth, serde_json::Error> {
+) -> Result<FleetHealth, ParseError> {
     let mut fleet = FleetAssessment::new(policy);
     pages.for_each_vm(|vm| fleet.add(&vm))?;
     Ok(fleet.finish())

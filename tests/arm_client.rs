@@ -318,8 +318,8 @@ async fn bad_responses_are_invalid_not_fatal() {
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
     for (yaml, expect) in [
-        ("{malformedJson: {}}", "not valid JSON"),
-        ("{truncatedJson: {percent: 50}}", "not valid JSON"),
+        ("{malformedJson: {}}", "invalid JSON"),
+        ("{truncatedJson: {percent: 50}}", "invalid JSON: unexpected end of input"),
         (
             "{foreignNextLink: {host: evil.example.com}, page: 1}",
             "refusing to send the token",

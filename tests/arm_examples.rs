@@ -1,6 +1,6 @@
 //! Every official example response parses, and aggregates to what a person reading it expects.
 
-use scaleset_watch::arm::model::{InstanceView, ScaleSetVm, VmListPage, VmProperties, parse_page};
+use scaleset_watch::arm::model::{VmListPage, parse_page};
 use scaleset_watch::crd::{DomainHealth, HealthPolicy, InstanceCounts};
 use scaleset_watch::health::{FleetHealth, assess};
 use std::path::{Path, PathBuf};
@@ -166,15 +166,15 @@ fn recorded_real_instance_view_is_healthy() {
             .join("cloud-provider-azure_AZURECLOUD_VirtualMachineScaleSetVMs_GetInstanceView.json"),
     )
     .expect("fixture exists");
-    let view: InstanceView = serde_json::from_slice(&body).expect("instance view parses");
-    let vm = ScaleSetVm {
-        instance_id: Some("0".into()),
-        properties: VmProperties {
-            instance_view: Some(view),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    // One VM's instance view: read as the instance view of a one-VM list page.
+    let mut page = br#"{"value": [{"instanceId": "0", "properties": {"instanceView": "#.to_vec();
+    page.extend_from_slice(&body);
+    page.extend_from_slice(b"}}]}");
+    let vm = parse_page(&page)
+        .expect("instance view parses")
+        .value
+        .remove(0);
+    assert!(vm.properties.instance_view.is_some());
     let f = assess(&[vm], &HealthPolicy::default());
     assert_eq!(
         f.counts,

@@ -1,6 +1,6 @@
 //! The ARM client: lists a scale set's VM instance views, page by page, within Azure's budget.
 
-use super::model::{ListPages, PageLink};
+use super::model::{self, ListPages};
 use azure_core::credentials::TokenCredential;
 use rand::RngExt;
 use serde::Deserialize;
@@ -246,9 +246,8 @@ impl ArmClient {
             let body = self.get_page(&url, &gate_key, credential, scope).await?;
             // Only the link is read now (a validating pass at the cost of a skip); each watch
             // parses the instances later, borrowing from the kept body.
-            let link = serde_json::from_slice::<PageLink>(&body)
-                .map_err(|e| ArmError::InvalidResponse(format!("page is not valid JSON: {e}")))?
-                .next_link
+            let link = model::next_link(&body)
+                .map_err(|e| ArmError::InvalidResponse(format!("page is not a list response: {e}")))?
                 .filter(|l| !l.is_empty())
                 .map(|l| validate_next_link(arm, &l))
                 .transpose()?;

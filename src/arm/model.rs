@@ -4,33 +4,26 @@
 //! deliberately forgiving: Azure adds fields, older api-versions spell some differently, and a
 //! field of an unexpected type must cost us that field, never the whole poll.
 
-use serde::Deserialize;
+use super::json::{Kind, Reader, SyntaxError};
+use lenient::{Fields, int, list, object, string};
 use std::borrow::Cow;
 
 mod lenient;
 
 /// One page of the list response. Its skeleton is strict: a page without a `value` list of
 /// objects is broken, and counting it as fewer instances would be a lie.
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VmListPage<'a> {
-    #[serde(borrow, deserialize_with = "lenient::items")]
     pub value: Vec<ScaleSetVm<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub next_link: Option<Cow<'a, str>>,
 }
 
 /// A VM of the scale set.
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ScaleSetVm<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub instance_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::object_or_default")]
     pub properties: VmProperties<'a>,
 }
 
@@ -52,97 +45,64 @@ impl ScaleSetVm<'_> {
     }
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VmProperties<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub provisioning_state: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::object")]
     pub instance_view: Option<InstanceView<'a>>,
     /// Set on Flexible scale sets from api-version 2025-11-01, which list no instance views.
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub virtual_machine_resource_id: Option<Cow<'a, str>>,
 }
 
 /// `VirtualMachineScaleSetVMInstanceView`.
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct InstanceView<'a> {
-    #[serde(default, deserialize_with = "lenient::int")]
     pub platform_update_domain: Option<i32>,
     /// The 2017 api-version's spelling of `platformUpdateDomain`, sent as a string.
-    #[serde(default, deserialize_with = "lenient::int")]
     pub platform_upgrade_domain: Option<i32>,
-    #[serde(default, deserialize_with = "lenient::int")]
     pub platform_fault_domain: Option<i32>,
-    #[serde(default, borrow, deserialize_with = "lenient::object")]
     pub vm_agent: Option<VmAgent<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub disks: Vec<Disk<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub extensions: Vec<Extension<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::object")]
     pub vm_health: Option<VmHealth<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub statuses: Vec<Status<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VmAgent<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub statuses: Vec<Status<'a>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub extension_handlers: Vec<ExtensionHandler<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ExtensionHandler<'a> {
-    #[serde(default, borrow, rename = "type", deserialize_with = "lenient::string")]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::object")]
     pub status: Option<Status<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Disk<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub statuses: Vec<Status<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Extension<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type", deserialize_with = "lenient::string")]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub statuses: Vec<Status<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VmHealth<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::object")]
     pub status: Option<Status<'a>>,
 }
 
 /// `InstanceViewStatus`. `time` is not read: nothing in the health model depends on it.
-#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Status<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub code: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub level: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub display_status: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
     pub message: Option<Cow<'a, str>>,
 }
 
@@ -164,28 +124,197 @@ impl Status<'_> {
     }
 }
 
+// The wire names of the fields read; every other key is skipped.
+
+impl<'a> Fields<'a> for ScaleSetVm<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "instanceId" => self.instance_id = string(r)?,
+            "id" => self.id = string(r)?,
+            "name" => self.name = string(r)?,
+            "properties" => self.properties = object(r)?.unwrap_or_default(),
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for VmProperties<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "provisioningState" => self.provisioning_state = string(r)?,
+            "instanceView" => self.instance_view = object(r)?,
+            "virtualMachineResourceId" => self.virtual_machine_resource_id = string(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for InstanceView<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "platformUpdateDomain" => self.platform_update_domain = int(r)?,
+            "platformUpgradeDomain" => self.platform_upgrade_domain = int(r)?,
+            "platformFaultDomain" => self.platform_fault_domain = int(r)?,
+            "vmAgent" => self.vm_agent = object(r)?,
+            "disks" => self.disks = list(r)?,
+            "extensions" => self.extensions = list(r)?,
+            "vmHealth" => self.vm_health = object(r)?,
+            "statuses" => self.statuses = list(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for VmAgent<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "statuses" => self.statuses = list(r)?,
+            "extensionHandlers" => self.extension_handlers = list(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for ExtensionHandler<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "type" => self.kind = string(r)?,
+            "status" => self.status = object(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for Disk<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "name" => self.name = string(r)?,
+            "statuses" => self.statuses = list(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for Extension<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "name" => self.name = string(r)?,
+            "type" => self.kind = string(r)?,
+            "statuses" => self.statuses = list(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for VmHealth<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "status" => self.status = object(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fields<'a> for Status<'a> {
+    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+        match key {
+            "code" => self.code = string(r)?,
+            "level" => self.level = string(r)?,
+            "displayStatus" => self.display_status = string(r)?,
+            "message" => self.message = string(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    }
+}
+
+/// Why a body is not a list page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("response is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("invalid JSON: {0}")]
+    Syntax(#[from] SyntaxError),
+    /// Valid JSON, but not a page: counting it as fewer instances would be a lie.
+    #[error("not a list page: {0}")]
+    NotAPage(&'static str),
+}
+
+/// Reads one page's skeleton, handing each VM to `vm` as it is read, or checking and skipping
+/// the VMs when there is no `vm`. Returns the page's `nextLink`.
+fn read_page<'a>(
+    body: &'a [u8],
+    mut vm: Option<&mut dyn FnMut(ScaleSetVm<'a>)>,
+) -> Result<Option<Cow<'a, str>>, ParseError> {
+    // One bulk UTF-8 check up front lets the reader slice strings without checking each.
+    let mut r = Reader::new(std::str::from_utf8(body)?);
+    if r.peek()? != Kind::Object {
+        return Err(ParseError::NotAPage("the body is not an object"));
+    }
+    let mut next_link = None;
+    let mut seen_value = false;
+    let mut shape = Ok(());
+    r.object(|r, key| {
+        match key {
+            "value" if r.peek()? == Kind::Array => {
+                seen_value = true;
+                r.array(|r| {
+                    if r.peek()? != Kind::Object {
+                        shape = Err(ParseError::NotAPage("`value` holds something not a VM object"));
+                        return r.skip();
+                    }
+                    match vm.as_mut() {
+                        Some(f) => f(lenient::read_object(r)?),
+                        None => r.skip()?,
+                    }
+                    Ok(())
+                })?;
+            }
+            "value" => {
+                shape = Err(ParseError::NotAPage("`value` is not a list"));
+                r.skip()?;
+            }
+            "nextLink" => next_link = string(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    r.end()?;
+    shape?;
+    if !seen_value {
+        return Err(ParseError::NotAPage("no `value` list"));
+    }
+    Ok(next_link)
+}
+
 /// Parses one page. Unknown fields and values of unexpected types are skipped. Strings borrow
 /// from `body` where they can, which makes parsing several times cheaper than owning them.
-pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, serde_json::Error> {
-    // One bulk UTF-8 check up front is far cheaper than serde_json validating string by string.
-    let text = std::str::from_utf8(body).map_err(|e| {
-        <serde_json::Error as serde::de::Error>::custom(format!("response is not UTF-8: {e}"))
-    })?;
-    serde_json::from_str(text)
+pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, ParseError> {
+    let mut value = Vec::new();
+    let next_link = read_page(body, Some(&mut |vm| value.push(vm)))?;
+    Ok(VmListPage { value, next_link })
 }
 
 /// Calls `f` with every VM of one page as it is parsed, in order.
-pub fn for_each_vm<'de>(
-    body: &'de [u8],
-    f: impl FnMut(ScaleSetVm<'de>),
-) -> Result<(), serde_json::Error> {
-    use serde::de::DeserializeSeed;
-    let text = std::str::from_utf8(body).map_err(|e| {
-        <serde_json::Error as serde::de::Error>::custom(format!("response is not UTF-8: {e}"))
-    })?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    lenient::PageSeed(f).deserialize(&mut de)?;
-    de.end()
+pub fn for_each_vm<'a>(
+    body: &'a [u8],
+    mut f: impl FnMut(ScaleSetVm<'a>),
+) -> Result<(), ParseError> {
+    read_page(body, Some(&mut f)).map(drop)
+}
+
+/// What the client needs from a page before the rest: where the next one is. The whole page
+/// is checked to be a list page of JSON, but its VMs are only passed over.
+pub fn next_link(body: &[u8]) -> Result<Option<Cow<'_, str>>, ParseError> {
+    read_page(body, None)
 }
 
 /// The raw bodies of every page of one list call, checked to be JSON. Kept raw so that each
@@ -213,7 +342,7 @@ impl ListPages {
 
     /// Calls `f` with every VM of every page, parsing as it goes: no more than one VM is held
     /// at a time.
-    pub fn for_each_vm(&self, mut f: impl FnMut(ScaleSetVm<'_>)) -> Result<(), serde_json::Error> {
+    pub fn for_each_vm(&self, mut f: impl FnMut(ScaleSetVm<'_>)) -> Result<(), ParseError> {
         for body in &self.pages {
             for_each_vm(body, &mut f)?;
         }
@@ -221,7 +350,7 @@ impl ListPages {
     }
 
     /// Every VM of every page.
-    pub fn vms(&self) -> Result<Vec<ScaleSetVm<'_>>, serde_json::Error> {
+    pub fn vms(&self) -> Result<Vec<ScaleSetVm<'_>>, ParseError> {
         let mut vms = Vec::new();
         for body in &self.pages {
             vms.extend(parse_page(body)?.value);
@@ -232,7 +361,7 @@ impl ListPages {
     /// Whether these pages came from a Flexible scale set's VM list, which names each VM's
     /// resource instead of carrying its instance view. Such a list is so throughout, so the
     /// first page tells, and a Uniform set's pages are not all parsed twice per fetch.
-    pub fn lists_flexible_references(&self) -> Result<bool, serde_json::Error> {
+    pub fn lists_flexible_references(&self) -> Result<bool, ParseError> {
         let Some(first) = self.pages.first() else {
             return Ok(false);
         };
@@ -247,12 +376,4 @@ impl ListPages {
     fn bytes(&self) -> usize {
         self.pages.iter().map(Vec::len).sum()
     }
-}
-
-/// What the client needs from a page before the rest: where the next one is.
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct PageLink<'a> {
-    #[serde(default, borrow, deserialize_with = "lenient::string")]
-    pub next_link: Option<Cow<'a, str>>,
 }
