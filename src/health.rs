@@ -275,10 +275,7 @@ pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
 }
 
 /// Judges every instance of a list call's pages, parsing and judging one at a time.
-pub fn assess_pages(
-    pages: &ListPages,
-    policy: &HealthPolicy,
-) -> Result<FleetHealth, ParseError> {
+pub fn assess_pages(pages: &ListPages, policy: &HealthPolicy) -> Result<FleetHealth, ParseError> {
     let mut fleet = FleetAssessment::new(policy);
     pages.for_each_vm(|vm| fleet.add(&vm))?;
     Ok(fleet.finish())

@@ -319,7 +319,10 @@ async fn bad_responses_are_invalid_not_fatal() {
     let poller = env.poller(fast_limits());
     for (yaml, expect) in [
         ("{malformedJson: {}}", "invalid JSON"),
-        ("{truncatedJson: {percent: 50}}", "invalid JSON: unexpected end of input"),
+        (
+            "{truncatedJson: {percent: 50}}",
+            "invalid JSON: unexpected end of input",
+        ),
         (
             "{foreignNextLink: {host: evil.example.com}, page: 1}",
             "refusing to send the token",

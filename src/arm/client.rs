@@ -247,7 +247,9 @@ impl ArmClient {
             // Only the link is read now (a validating pass at the cost of a skip); each watch
             // parses the instances later, borrowing from the kept body.
             let link = model::next_link(&body)
-                .map_err(|e| ArmError::InvalidResponse(format!("page is not a list response: {e}")))?
+                .map_err(|e| {
+                    ArmError::InvalidResponse(format!("page is not a list response: {e}"))
+                })?
                 .filter(|l| !l.is_empty())
                 .map(|l| validate_next_link(arm, &l))
                 .transpose()?;

@@ -127,12 +127,12 @@ impl Status<'_> {
 // The wire names of the fields read; every other key is skipped.
 
 impl<'a> Fields<'a> for ScaleSetVm<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "instanceId" => self.instance_id = string(r)?,
-            "id" => self.id = string(r)?,
-            "name" => self.name = string(r)?,
-            "properties" => self.properties = object(r)?.unwrap_or_default(),
+            b"instanceId" => self.instance_id = string(r)?,
+            b"id" => self.id = string(r)?,
+            b"name" => self.name = string(r)?,
+            b"properties" => self.properties = object(r)?.unwrap_or_default(),
             _ => r.skip()?,
         }
         Ok(())
@@ -140,11 +140,11 @@ impl<'a> Fields<'a> for ScaleSetVm<'a> {
 }
 
 impl<'a> Fields<'a> for VmProperties<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "provisioningState" => self.provisioning_state = string(r)?,
-            "instanceView" => self.instance_view = object(r)?,
-            "virtualMachineResourceId" => self.virtual_machine_resource_id = string(r)?,
+            b"provisioningState" => self.provisioning_state = string(r)?,
+            b"instanceView" => self.instance_view = object(r)?,
+            b"virtualMachineResourceId" => self.virtual_machine_resource_id = string(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -152,16 +152,16 @@ impl<'a> Fields<'a> for VmProperties<'a> {
 }
 
 impl<'a> Fields<'a> for InstanceView<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "platformUpdateDomain" => self.platform_update_domain = int(r)?,
-            "platformUpgradeDomain" => self.platform_upgrade_domain = int(r)?,
-            "platformFaultDomain" => self.platform_fault_domain = int(r)?,
-            "vmAgent" => self.vm_agent = object(r)?,
-            "disks" => self.disks = list(r)?,
-            "extensions" => self.extensions = list(r)?,
-            "vmHealth" => self.vm_health = object(r)?,
-            "statuses" => self.statuses = list(r)?,
+            b"platformUpdateDomain" => self.platform_update_domain = int(r)?,
+            b"platformUpgradeDomain" => self.platform_upgrade_domain = int(r)?,
+            b"platformFaultDomain" => self.platform_fault_domain = int(r)?,
+            b"vmAgent" => self.vm_agent = object(r)?,
+            b"disks" => self.disks = list(r)?,
+            b"extensions" => self.extensions = list(r)?,
+            b"vmHealth" => self.vm_health = object(r)?,
+            b"statuses" => self.statuses = list(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -169,10 +169,10 @@ impl<'a> Fields<'a> for InstanceView<'a> {
 }
 
 impl<'a> Fields<'a> for VmAgent<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "statuses" => self.statuses = list(r)?,
-            "extensionHandlers" => self.extension_handlers = list(r)?,
+            b"statuses" => self.statuses = list(r)?,
+            b"extensionHandlers" => self.extension_handlers = list(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -180,10 +180,10 @@ impl<'a> Fields<'a> for VmAgent<'a> {
 }
 
 impl<'a> Fields<'a> for ExtensionHandler<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "type" => self.kind = string(r)?,
-            "status" => self.status = object(r)?,
+            b"type" => self.kind = string(r)?,
+            b"status" => self.status = object(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -191,10 +191,10 @@ impl<'a> Fields<'a> for ExtensionHandler<'a> {
 }
 
 impl<'a> Fields<'a> for Disk<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "name" => self.name = string(r)?,
-            "statuses" => self.statuses = list(r)?,
+            b"name" => self.name = string(r)?,
+            b"statuses" => self.statuses = list(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -202,11 +202,11 @@ impl<'a> Fields<'a> for Disk<'a> {
 }
 
 impl<'a> Fields<'a> for Extension<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "name" => self.name = string(r)?,
-            "type" => self.kind = string(r)?,
-            "statuses" => self.statuses = list(r)?,
+            b"name" => self.name = string(r)?,
+            b"type" => self.kind = string(r)?,
+            b"statuses" => self.statuses = list(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -214,9 +214,9 @@ impl<'a> Fields<'a> for Extension<'a> {
 }
 
 impl<'a> Fields<'a> for VmHealth<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "status" => self.status = object(r)?,
+            b"status" => self.status = object(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -224,12 +224,12 @@ impl<'a> Fields<'a> for VmHealth<'a> {
 }
 
 impl<'a> Fields<'a> for Status<'a> {
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> lenient::Result<()> {
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
         match key {
-            "code" => self.code = string(r)?,
-            "level" => self.level = string(r)?,
-            "displayStatus" => self.display_status = string(r)?,
-            "message" => self.message = string(r)?,
+            b"code" => self.code = string(r)?,
+            b"level" => self.level = string(r)?,
+            b"displayStatus" => self.display_status = string(r)?,
+            b"message" => self.message = string(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -264,11 +264,13 @@ fn read_page<'a>(
     let mut shape = Ok(());
     r.object(|r, key| {
         match key {
-            "value" if r.peek()? == Kind::Array => {
+            b"value" if r.peek()? == Kind::Array => {
                 seen_value = true;
                 r.array(|r| {
                     if r.peek()? != Kind::Object {
-                        shape = Err(ParseError::NotAPage("`value` holds something not a VM object"));
+                        shape = Err(ParseError::NotAPage(
+                            "`value` holds something not a VM object",
+                        ));
                         return r.skip();
                     }
                     match vm.as_mut() {
@@ -278,11 +280,11 @@ fn read_page<'a>(
                     Ok(())
                 })?;
             }
-            "value" => {
+            b"value" => {
                 shape = Err(ParseError::NotAPage("`value` is not a list"));
                 r.skip()?;
             }
-            "nextLink" => next_link = string(r)?,
+            b"nextLink" => next_link = string(r)?,
             _ => r.skip()?,
         }
         Ok(())
@@ -375,5 +377,78 @@ impl ListPages {
 
     fn bytes(&self) -> usize {
         self.pages.iter().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only_vm(body: &str) -> ScaleSetVm<'_> {
+        let mut page = parse_page(body.as_bytes()).expect("parses");
+        assert_eq!(page.value.len(), 1, "{body}");
+        page.value.remove(0)
+    }
+
+    #[test]
+    fn keys_are_matched_after_unescaping_and_the_last_of_two_wins() {
+        let vm = only_vm(
+            r#"{"value": [{"instance\u0049d": "7", "name": "a", "name": "b\u00e9",
+                "properties": {"instanceView": {"platformFaultDomain": 1, "platformFaultDomain": 2}}}]}"#,
+        );
+        assert_eq!(vm.instance_id.as_deref(), Some("7"));
+        assert_eq!(vm.name.as_deref(), Some("bé"));
+        let view = vm.properties.instance_view.expect("view");
+        assert_eq!(view.platform_fault_domain, Some(2));
+    }
+
+    #[test]
+    fn scalars_of_other_types_read_as_written_or_absent() {
+        let vm = only_vm(
+            r#"{"value": [{"instanceId": 12, "name": true, "id": null, "properties": {
+                "provisioningState": ["Succeeded"],
+                "instanceView": {"platformUpdateDomain": "3", "platformFaultDomain": 1.5,
+                    "platformUpgradeDomain": 99999999999, "statuses": {"code": "x"},
+                    "disks": [1, {"name": 2}, "x"]}}}]}"#,
+        );
+        assert_eq!(vm.instance_id.as_deref(), Some("12"));
+        assert_eq!(vm.name.as_deref(), Some("true"));
+        assert_eq!(vm.id, None);
+        assert_eq!(vm.properties.provisioning_state, None);
+        let view = vm.properties.instance_view.expect("view");
+        assert_eq!(view.platform_update_domain, Some(3));
+        assert_eq!(view.platform_fault_domain, None, "a fraction is no domain");
+        assert_eq!(view.platform_upgrade_domain, None, "beyond i32");
+        assert!(view.statuses.is_empty());
+        assert_eq!(view.disks.len(), 1);
+        assert_eq!(view.disks[0].name.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn the_fetch_time_check_finds_the_link_and_refuses_what_parsing_would() {
+        let page = r#"{"value": [{"instanceId": "0"}], "nextLink": "https://arm/next"}"#;
+        assert_eq!(
+            next_link(page.as_bytes()).expect("valid").as_deref(),
+            Some("https://arm/next")
+        );
+        assert_eq!(next_link(br#"{"value": []}"#).expect("valid"), None);
+        for broken in [
+            &br#"{"value": [{"instanceId": "0"}], "nextLink": "x""#[..],
+            br#"{"value": [1]}"#,
+            br#"{"nextLink": "x"}"#,
+            b"{\"value\": [{\"name\": \"\xff\"}]}",
+        ] {
+            assert_eq!(
+                next_link(broken).is_err(),
+                parse_page(broken).is_err(),
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
+            assert!(
+                next_link(broken).is_err(),
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ pub use crate::arm::json::Result;
 /// A model type read key by key.
 pub trait Fields<'a>: Default {
     /// Reads the value of `key` into its field, or skips it when no field has that name.
-    fn field(&mut self, key: &str, r: &mut Reader<'a>) -> Result<()>;
+    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> Result<()>;
 }
 
 /// Reads an object known to be next. A key given twice keeps its last value.
