@@ -30,6 +30,27 @@ pub enum Kind {
     Null,
 }
 
+struct Container {
+    open: u8,
+    close: u8,
+    expected: &'static str,
+    unclosed: &'static str,
+}
+
+const OBJECT: Container = Container {
+    open: b'{',
+    close: b'}',
+    expected: "expected an object",
+    unclosed: "expected ',' or '}' in an object",
+};
+
+const ARRAY: Container = Container {
+    open: b'[',
+    close: b']',
+    expected: "expected an array",
+    unclosed: "expected ',' or ']' in an array",
+};
+
 pub struct Reader<'a> {
     text: &'a str,
     pos: usize,
@@ -96,53 +117,43 @@ impl<'a> Reader<'a> {
 
     /// Reads an object, calling `f` with each key; `f` must read or skip that key's value.
     pub fn object(&mut self, mut f: impl FnMut(&mut Self, &[u8]) -> Result<()>) -> Result<()> {
-        self.expect(b'{', "expected an object")?;
-        self.enter()?;
-        if self.next_byte()? == b'}' {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            if self.next_byte()? != b'"' {
-                return self.error("expected a key");
+        self.items(&OBJECT, |r| {
+            if r.next_byte()? != b'"' {
+                return r.error("expected a key");
             }
-            let key = self.key()?;
-            self.expect(b':', "expected ':' after a key")?;
-            f(self, &key)?;
-            match self.next_byte()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return self.error("expected ',' or '}' in an object"),
-            }
-        }
+            let key = r.key()?;
+            r.expect(b':', "expected ':' after a key")?;
+            f(r, &key)
+        })
     }
 
     /// Reads an array, calling `f` once per element; `f` must read or skip it.
-    pub fn array(&mut self, mut f: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
-        self.expect(b'[', "expected an array")?;
+    pub fn array(&mut self, f: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
+        self.items(&ARRAY, f)
+    }
+
+    /// The comma-separated items of an object or array, brackets included.
+    #[inline(always)]
+    fn items(
+        &mut self,
+        c: &Container,
+        mut item: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        self.expect(c.open, c.expected)?;
         self.enter()?;
-        if self.next_byte()? == b']' {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            f(self)?;
-            match self.next_byte()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    self.depth -= 1;
-                    return Ok(());
+        if self.next_byte()? != c.close {
+            loop {
+                item(self)?;
+                match self.next_byte()? {
+                    b',' => self.pos += 1,
+                    b if b == c.close => break,
+                    _ => return self.error(c.unclosed),
                 }
-                _ => return self.error("expected ',' or ']' in an array"),
             }
         }
+        self.pos += 1;
+        self.depth -= 1;
+        Ok(())
     }
 
     fn enter(&mut self) -> Result<()> {
@@ -175,20 +186,31 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn decode_string(&mut self, start: usize) -> Result<String> {
         let mut out = String::new();
-        let mut run = start;
+        self.string_rest(start, Some(&mut out))?;
+        Ok(out)
+    }
+
+    /// Scans on to the closing quote, appending the text from `run` on to `out` if given,
+    /// with its escapes resolved.
+    #[inline(always)]
+    fn string_rest(&mut self, mut run: usize, mut out: Option<&mut String>) -> Result<()> {
         loop {
             let i = find_special(self.bytes(), self.pos);
             self.pos = i;
             match self.bytes().get(i) {
                 Some(b'"') => {
                     self.pos += 1;
-                    out.push_str(&self.text[run..i]);
-                    return Ok(out);
+                    if let Some(out) = out {
+                        out.push_str(&self.text[run..i]);
+                    }
+                    return Ok(());
                 }
                 Some(b'\\') => {
-                    out.push_str(&self.text[run..i]);
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push_str(&self.text[run..i]);
+                    }
                     self.pos += 1;
-                    self.escape(Some(&mut out))?;
+                    self.escape(out.as_deref_mut())?;
                     run = self.pos;
                 }
                 Some(_) => return self.error("control character in a string"),
@@ -216,22 +238,7 @@ impl<'a> Reader<'a> {
     /// Passes over a string, checking it.
     fn skip_string(&mut self) -> Result<()> {
         self.pos += 1;
-        loop {
-            let i = find_special(self.bytes(), self.pos);
-            self.pos = i;
-            match self.bytes().get(i) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    self.escape(None)?;
-                }
-                Some(_) => return self.error("control character in a string"),
-                None => return self.error("unterminated string"),
-            }
-        }
+        self.string_rest(self.pos, None)
     }
 
     /// Reads the escape after a backslash, appending what it stands for to `out` if given.

@@ -5,7 +5,7 @@
 //! field of an unexpected type must cost us that field, never the whole poll.
 
 use super::json::{Kind, Reader, SyntaxError};
-use lenient::{Fields, int, list, object, string};
+use lenient::{Fields, int, list, object, object_or_default, string};
 use std::borrow::Cow;
 
 mod lenient;
@@ -124,115 +124,69 @@ impl Status<'_> {
     }
 }
 
-// The wire names of the fields read; every other key is skipped.
-
-impl<'a> Fields<'a> for ScaleSetVm<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"instanceId" => self.instance_id = string(r)?,
-            b"id" => self.id = string(r)?,
-            b"name" => self.name = string(r)?,
-            b"properties" => self.properties = object(r)?.unwrap_or_default(),
-            _ => r.skip()?,
+/// Maps wire names to fields: each listed key is read into its field by the given lenient
+/// reader, and every other key is skipped.
+macro_rules! wire_fields {
+    ($($ty:ident { $($key:literal => $field:ident: $read:path),+ $(,)? })+) => {$(
+        impl<'a> Fields<'a> for $ty<'a> {
+            fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
+                match key {
+                    $($key => self.$field = $read(r)?,)+
+                    _ => r.skip()?,
+                }
+                Ok(())
+            }
         }
-        Ok(())
-    }
+    )+};
 }
 
-impl<'a> Fields<'a> for VmProperties<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"provisioningState" => self.provisioning_state = string(r)?,
-            b"instanceView" => self.instance_view = object(r)?,
-            b"virtualMachineResourceId" => self.virtual_machine_resource_id = string(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+wire_fields! {
+    ScaleSetVm {
+        b"instanceId" => instance_id: string,
+        b"id" => id: string,
+        b"name" => name: string,
+        b"properties" => properties: object_or_default,
     }
-}
-
-impl<'a> Fields<'a> for InstanceView<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"platformUpdateDomain" => self.platform_update_domain = int(r)?,
-            b"platformUpgradeDomain" => self.platform_upgrade_domain = int(r)?,
-            b"platformFaultDomain" => self.platform_fault_domain = int(r)?,
-            b"vmAgent" => self.vm_agent = object(r)?,
-            b"disks" => self.disks = list(r)?,
-            b"extensions" => self.extensions = list(r)?,
-            b"vmHealth" => self.vm_health = object(r)?,
-            b"statuses" => self.statuses = list(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    VmProperties {
+        b"provisioningState" => provisioning_state: string,
+        b"instanceView" => instance_view: object,
+        b"virtualMachineResourceId" => virtual_machine_resource_id: string,
     }
-}
-
-impl<'a> Fields<'a> for VmAgent<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"statuses" => self.statuses = list(r)?,
-            b"extensionHandlers" => self.extension_handlers = list(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    InstanceView {
+        b"platformUpdateDomain" => platform_update_domain: int,
+        b"platformUpgradeDomain" => platform_upgrade_domain: int,
+        b"platformFaultDomain" => platform_fault_domain: int,
+        b"vmAgent" => vm_agent: object,
+        b"disks" => disks: list,
+        b"extensions" => extensions: list,
+        b"vmHealth" => vm_health: object,
+        b"statuses" => statuses: list,
     }
-}
-
-impl<'a> Fields<'a> for ExtensionHandler<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"type" => self.kind = string(r)?,
-            b"status" => self.status = object(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    VmAgent {
+        b"statuses" => statuses: list,
+        b"extensionHandlers" => extension_handlers: list,
     }
-}
-
-impl<'a> Fields<'a> for Disk<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"name" => self.name = string(r)?,
-            b"statuses" => self.statuses = list(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    ExtensionHandler {
+        b"type" => kind: string,
+        b"status" => status: object,
     }
-}
-
-impl<'a> Fields<'a> for Extension<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"name" => self.name = string(r)?,
-            b"type" => self.kind = string(r)?,
-            b"statuses" => self.statuses = list(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    Disk {
+        b"name" => name: string,
+        b"statuses" => statuses: list,
     }
-}
-
-impl<'a> Fields<'a> for VmHealth<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"status" => self.status = object(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    Extension {
+        b"name" => name: string,
+        b"type" => kind: string,
+        b"statuses" => statuses: list,
     }
-}
-
-impl<'a> Fields<'a> for Status<'a> {
-    fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-        match key {
-            b"code" => self.code = string(r)?,
-            b"level" => self.level = string(r)?,
-            b"displayStatus" => self.display_status = string(r)?,
-            b"message" => self.message = string(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
+    VmHealth {
+        b"status" => status: object,
+    }
+    Status {
+        b"code" => code: string,
+        b"level" => level: string,
+        b"displayStatus" => display_status: string,
+        b"message" => message: string,
     }
 }
 

@@ -56,6 +56,11 @@ pub fn object<'a, T: Fields<'a>>(r: &mut Reader<'a>) -> Result<Option<T>> {
     }
 }
 
+/// An object, or the default when there is none.
+pub fn object_or_default<'a, T: Fields<'a>>(r: &mut Reader<'a>) -> Result<T> {
+    Ok(object(r)?.unwrap_or_default())
+}
+
 /// A list of objects; elements of another shape are dropped, and a non-list reads as empty.
 pub fn list<'a, T: Fields<'a>>(r: &mut Reader<'a>) -> Result<Vec<T>> {
     let mut out = Vec::new();
