@@ -214,7 +214,7 @@ impl<'a> Reader<'a> {
                     run = self.pos;
                 }
                 Some(_) => return self.error("control character in a string"),
-                None => return self.error("unterminated string"),
+                None => return self.error("unexpected end of input in a string"),
             }
         }
     }
@@ -244,7 +244,7 @@ impl<'a> Reader<'a> {
     /// Reads the escape after a backslash, appending what it stands for to `out` if given.
     fn escape(&mut self, out: Option<&mut String>) -> Result<()> {
         let Some(&c) = self.bytes().get(self.pos) else {
-            return self.error("unterminated string");
+            return self.error("unexpected end of input in a string");
         };
         self.pos += 1;
         let ch = match c {
@@ -289,7 +289,7 @@ impl<'a> Reader<'a> {
 
     fn hex4(&mut self) -> Result<u32> {
         let Some(digits) = self.bytes().get(self.pos..self.pos + 4) else {
-            return self.error("unterminated string");
+            return self.error("unexpected end of input in a string");
         };
         let mut n = 0;
         for &d in digits {
