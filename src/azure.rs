@@ -3,7 +3,10 @@
 use crate::crd::Cloud;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_core::http::{
+    AsyncRawResponse, ClientOptions, ExponentialRetryOptions, HttpClient, Request, RetryOptions,
+    Transport,
+};
 use azure_identity::{
     ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
@@ -113,7 +116,7 @@ fn client_options(http: &reqwest::Client, authority: &Url) -> ClientOptions {
     let mut cloud = CustomConfiguration::default();
     cloud.authority_host = authority.as_str().trim_end_matches('/').to_owned();
     ClientOptions {
-        transport: Some(Transport::new(Arc::new(http.clone()))),
+        transport: Some(Transport::new(Arc::new(EntraTransport(http.clone())))),
         cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
         // The SDK's default retries a failing token request for a minute; the controller polls
         // again on its own schedule, so a few quick retries are enough.
@@ -125,6 +128,54 @@ fn client_options(http: &reqwest::Client, authority: &Url) -> ClientOptions {
         }),
         ..Default::default()
     }
+}
+
+/// The credentials' HTTP transport. azure_identity 1.0 reads Entra's error body with borrowed
+/// strings, and Entra ends the lines of `error_description` with CRLF: such a body does not
+/// parse, and the error loses its HTTP status and AADSTS text, so an outage of the sign-in
+/// service would read as a refused secret. Error bodies are handed on with the line breaks in
+/// their strings turned into spaces; nothing else is changed.
+#[derive(Debug)]
+struct EntraTransport(reqwest::Client);
+
+#[async_trait::async_trait]
+impl HttpClient for EntraTransport {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let response = self.0.execute_request(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let (status, headers, body) = response.deconstruct();
+        let body = body.collect().await?;
+        Ok(AsyncRawResponse::from_bytes(
+            status,
+            headers,
+            unfold_line_breaks(&body),
+        ))
+    }
+}
+
+/// The JSON `body` with CR and LF in its strings replaced by spaces; any other body as it is.
+fn unfold_line_breaks(body: &[u8]) -> Vec<u8> {
+    fn unfold(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains(['\r', '\n']) => {
+                *s = s
+                    .split(['\r', '\n'])
+                    .filter(|line| !line.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(unfold),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(unfold),
+            _ => {}
+        }
+    }
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    unfold(&mut json);
+    serde_json::to_vec(&json).unwrap_or_else(|_| body.to_vec())
 }
 
 /// A service principal's client secret, as read from a Secret.
@@ -205,6 +256,23 @@ pub fn ambient_credential(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entra_error_bodies_lose_their_line_breaks_and_nothing_else() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Bad.\r\nTrace ID: t\r\n","error_codes":[7000215],"nested":["a\nb"]}"#;
+        let unfolded: serde_json::Value =
+            serde_json::from_slice(&unfold_line_breaks(body)).expect("still JSON");
+        assert_eq!(
+            unfolded,
+            serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Bad. Trace ID: t",
+                "error_codes": [7000215],
+                "nested": ["a b"]
+            })
+        );
+        assert_eq!(unfold_line_breaks(b"<html>503</html>"), b"<html>503</html>");
+    }
 
     #[test]
     fn each_cloud_has_its_own_arm_authority_and_scope() {

@@ -191,6 +191,15 @@ async fn arm_errors_map_to_ready_reasons() {
         !wrong_secret.to_string().contains("wrong"),
         "the secret must not leak: {wrong_secret}"
     );
+    // Entra's own words, although its error_description has CRLF line breaks (as the
+    // simulator's has, like Entra's) that azure_identity cannot read on its own.
+    let message = wrong_secret.to_string();
+    assert!(
+        message.contains("AADSTS7000215: Invalid client secret provided.")
+            && message.contains(" Trace ID: ")
+            && !message.contains("invalid type"),
+        "{message}"
+    );
 
     let outsider = poller
         .poll(
@@ -423,12 +432,56 @@ async fn untrusted_certificate_is_refused() {
     let err = poll(&poller, "workers")
         .await
         .expect_err("self-signed CA is not trusted by default");
-    assert_eq!(
-        err.reason(),
-        "AuthenticationFailed",
-        "the token request fails first: {err}"
-    );
+    // The token request fails first, in the transport: nothing was said of the credentials.
+    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert!(err.to_string().contains("sign-in service"), "{err}");
     assert_eq!(env.list_requests("workers"), 0);
+}
+
+#[tokio::test]
+async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    for status in [503, 429] {
+        env.sim.set_token_outage(Some(status)).expect("outage set");
+        let err = poll(&poller, "workers").await.expect_err("no token");
+        assert_eq!(err.reason(), "AzureUnavailable", "{status}: {err}");
+        assert!(err.to_string().contains("sign-in service"), "{err}");
+    }
+    assert_eq!(
+        env.list_requests("workers"),
+        0,
+        "no ARM call without a token"
+    );
+
+    // Nothing listens here: the sign-in service cannot be reached at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let unreachable = Poller::new(
+        ArmClient::new(env.http.clone(), fast_limits()),
+        env.http.clone(),
+        EndpointOverrides {
+            authority: Some(url::Url::parse(&format!("https://127.0.0.1:{port}")).expect("url")),
+            ..env.overrides.clone()
+        },
+    );
+    let err = poll(&unreachable, "workers").await.expect_err("no token");
+    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+
+    env.sim.set_token_outage(None).expect("outage over");
+    poll(&poller, "workers").await.expect("signs in again");
+    // A refused secret during all this is still the user's to fix.
+    let wrong = poller
+        .poll(
+            Cloud::AzurePublic,
+            &target("workers"),
+            &principal(CLIENT, "wrong"),
+            Duration::ZERO,
+        )
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(wrong.reason(), "AuthenticationFailed", "{wrong}");
 }
 
 #[tokio::test]

@@ -836,6 +836,34 @@ async fn shutdown_is_not_held_up_by_hanging_requests() {
 }
 
 #[tokio::test]
+async fn a_sign_in_outage_fails_every_token_request_until_it_ends() {
+    let env = Env::start().await;
+    let outage = env.url("/_sim/tokens/outage");
+    for (body, status) in [("{status: 404}", 400), ("{}", 400), ("{status: 503}", 204)] {
+        let resp = env.http.put(&outage).body(body).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+    }
+    let resp = env.secret_token(CLIENT, SECRET).await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(body["error_codes"], json!([50000]));
+    assert_eq!(env.http.delete(&outage).send().await.unwrap().status(), 204);
+    assert_eq!(env.secret_token(CLIENT, SECRET).await.status(), 200);
+
+    let refused = Scenario::from_yaml(&format!(
+        "tokens: {{outageStatus: 302}}\n{}",
+        scenario_yaml()
+    ));
+    assert!(
+        refused
+            .expect_err("302 is no outage")
+            .to_string()
+            .contains("outageStatus must be 429 or 5xx"),
+    );
+}
+
+#[tokio::test]
 async fn admin_changes_show_in_the_next_list() {
     let env = Env::start().await;
     let token = env.bearer().await;

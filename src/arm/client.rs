@@ -74,11 +74,36 @@ impl ScaleSetRef {
     }
 }
 
+/// A refused credential is the user's to fix; a sign-in service that cannot be reached or
+/// answers 5xx/429 is not, and saying "authentication failed" then sends on-call to the wrong
+/// place. azure_identity wraps the transport's or Entra's error in its own.
+fn token_error(e: azure_core::Error) -> ArmError {
+    use azure_core::error::ErrorKind;
+    let transient = |kind: &ErrorKind| match kind {
+        ErrorKind::HttpResponse { status, .. } => {
+            status.is_server_error() || u16::from(*status) == 429
+        }
+        ErrorKind::Connection | ErrorKind::Io => true,
+        _ => false,
+    };
+    if transient(e.kind())
+        || e.downcast_ref::<azure_core::Error>()
+            .is_some_and(|inner| transient(inner.kind()))
+    {
+        ArmError::IdentityUnavailable(e.to_string())
+    } else {
+        ArmError::Authentication(e.to_string())
+    }
+}
+
 /// Why a list call failed. Messages carry ARM's own words but never a token or secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArmError {
     #[error("could not get an Azure access token: {0}")]
     Authentication(String),
+    /// The identity platform did not answer or failed, whatever the credentials.
+    #[error("the Microsoft Entra sign-in service could not be reached or failed: {0}")]
+    IdentityUnavailable(String),
     #[error("ARM answered HTTP {status} {code}: {message}")]
     Api {
         status: u16,
@@ -104,7 +129,7 @@ impl ArmError {
             Self::Api { status, .. } if *status >= 500 => "AzureUnavailable",
             Self::Api { .. } => "InvalidRequest",
             Self::Throttled { .. } => "Throttled",
-            Self::Unavailable(_) => "AzureUnavailable",
+            Self::Unavailable(_) | Self::IdentityUnavailable(_) => "AzureUnavailable",
             Self::InvalidResponse(_) => "InvalidResponse",
         }
     }
@@ -280,7 +305,7 @@ impl ArmClient {
             let token = credential
                 .get_token(&[scope], None)
                 .await
-                .map_err(|e| ArmError::Authentication(e.to_string()))?;
+                .map_err(token_error)?;
             let started = Instant::now();
             let sent = self
                 .http

@@ -14,6 +14,8 @@
 //!   - `GET /_sim/healthz`;
 //!   - `GET /_sim/requests` ([`RequestStats`]), `POST /_sim/requests/reset`;
 //!   - `POST /_sim/tokens/expire`: every token issued so far expires;
+//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503}` (429 or 5xx)
+//!     every token request fails so until the outage is deleted;
 //!   - `GET /_sim/scalesets/{sub}/{rg}/{vmss}`: instances and armed faults;
 //!   - `PUT|PATCH|DELETE /_sim/scalesets/{sub}/{rg}/{vmss}/instances/{id}`:
 //!     replace (or add), change some fields of, or remove an instance;
@@ -204,6 +206,11 @@ impl SimulatorHandle {
 
     pub fn expire_tokens(&self) {
         self.state.expire_tokens()
+    }
+
+    /// Starts (a status: 429 or 5xx) or ends (`None`) an outage of the token endpoint.
+    pub fn set_token_outage(&self, status: Option<u16>) -> Result<(), StateError> {
+        self.state.set_token_outage(status)
     }
 
     /// Stops accepting, gives open requests a moment, and waits for the

@@ -7,6 +7,7 @@
 //! tokens:
 //!   lifetimeSeconds: 3599            # expires_in of issued access tokens
 //!   errorDescriptionLineBreaks: true # Entra puts "\r\nTrace ID: ..." in error_description
+//!   outageStatus: 503                # optional: every token request fails so (429 or 5xx)
 //! rateLimits:
 //!   enforce: false                   # true: answer 429 when a budget below runs out
 //!   subscriptionReads: 250           # token bucket per subscription and principal...
@@ -125,6 +126,22 @@ pub struct TokenSettings {
     /// JSON (azure_identity 1.0 does) cannot parse such a body.
     #[serde(default = "yes")]
     pub error_description_line_breaks: bool,
+    /// While set, every token request is answered with this status (429 or
+    /// 5xx) and Entra's `temporarily_unavailable` error: the sign-in service
+    /// is down, whatever the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage_status: Option<u16>,
+}
+
+impl TokenSettings {
+    pub fn validate_outage(status: Option<u16>) -> Result<(), String> {
+        match status {
+            None | Some(429 | 500..=599) => Ok(()),
+            Some(other) => Err(format!(
+                "tokens.outageStatus must be 429 or 5xx, not {other}"
+            )),
+        }
+    }
 }
 
 impl Default for TokenSettings {
@@ -132,6 +149,7 @@ impl Default for TokenSettings {
         Self {
             lifetime_seconds: default_token_lifetime(),
             error_description_line_breaks: true,
+            outage_status: None,
         }
     }
 }
@@ -620,6 +638,8 @@ impl Scenario {
     /// references, and bounds.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let invalid = |m: String| Err(ScenarioError::Invalid(m));
+        TokenSettings::validate_outage(self.tokens.outage_status)
+            .map_err(ScenarioError::Invalid)?;
         let mut principals = HashSet::new();
         for p in &self.service_principals {
             if !principals.insert((p.tenant_id.to_lowercase(), p.client_id.to_lowercase())) {

@@ -31,6 +31,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/_sim/requests/reset", post(reset_requests))
         .route("/_sim/tokens/expire", post(expire_tokens))
         .route(
+            "/_sim/tokens/outage",
+            put(start_token_outage).delete(end_token_outage),
+        )
+        .route(
             "/_sim/scalesets/{sub}/{rg}/{vmss}",
             get(scale_set_instances),
         )
@@ -82,6 +86,28 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
         h.insert("x-ms-request-id", v);
     }
     resp
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outage {
+    status: u16,
+}
+
+async fn start_token_outage(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let set = parse_body::<Outage>(&body).and_then(|o| app.state.set_token_outage(Some(o.status)));
+    no_content(set)
+}
+
+async fn end_token_outage(State(app): State<Arc<App>>) -> Response {
+    no_content(app.state.set_token_outage(None))
+}
+
+fn no_content(r: Result<(), StateError>) -> Response {
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => admin_error(e),
+    }
 }
 
 /// Admin answers are plain JSON; errors are `{"error": "..."}`.

@@ -540,6 +540,13 @@ impl SimState {
         self.with_scale_set(r, |ss| Ok(ss.faults.clone()))
     }
 
+    /// Starts (a status) or ends (`None`) an outage of the token endpoint.
+    pub fn set_token_outage(&self, status: Option<u16>) -> Result<(), StateError> {
+        TokenSettings::validate_outage(status).map_err(StateError::Invalid)?;
+        lock(&self.world).token_settings.outage_status = status;
+        Ok(())
+    }
+
     /// Makes every access token issued so far expired, as if an hour passed.
     pub fn expire_tokens(&self) {
         let now = Instant::now();

@@ -133,6 +133,14 @@ pub(crate) async fn token_request(
                 m.entry(k).or_insert(v);
                 m
             });
+    if let Some(status) = lock(&state.world).token_settings.outage_status {
+        return Err(EntraError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "temporarily_unavailable",
+            50000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        ));
+    }
     let param = |name: &str| form.get(name).filter(|v| !v.is_empty());
     let grant = param("grant_type").ok_or_else(|| EntraError::missing("grant_type"))?;
     if grant != "client_credentials" {
