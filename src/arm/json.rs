@@ -356,7 +356,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn null(&mut self) -> Result<()> {
+    fn null(&mut self) -> Result<()> {
         if self.literal(b"null") {
             Ok(())
         } else {
