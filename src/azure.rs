@@ -134,7 +134,8 @@ fn client_options(http: &reqwest::Client, authority: &Url) -> ClientOptions {
 /// strings, and Entra ends the lines of `error_description` with CRLF: such a body does not
 /// parse, and the error loses its HTTP status and AADSTS text, so an outage of the sign-in
 /// service would read as a refused secret. Error bodies are handed on with the line breaks in
-/// their strings turned into spaces; nothing else is changed.
+/// their strings turned into spaces; an error body that is not JSON at all (a gateway's page)
+/// becomes an error that keeps the status.
 #[derive(Debug)]
 struct EntraTransport(reqwest::Client);
 
@@ -147,16 +148,22 @@ impl HttpClient for EntraTransport {
         }
         let (status, headers, body) = response.deconstruct();
         let body = body.collect().await?;
-        Ok(AsyncRawResponse::from_bytes(
-            status,
-            headers,
-            unfold_line_breaks(&body),
-        ))
+        match unfold_line_breaks(&body) {
+            Some(body) => Ok(AsyncRawResponse::from_bytes(status, headers, body)),
+            None => Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::HttpResponse {
+                    status,
+                    error_code: None,
+                    raw_response: None,
+                },
+                format!("the sign-in service answered HTTP {status} without a JSON body"),
+            )),
+        }
     }
 }
 
-/// The JSON `body` with CR and LF in its strings replaced by spaces; any other body as it is.
-fn unfold_line_breaks(body: &[u8]) -> Vec<u8> {
+/// The JSON `body` with CR and LF in its strings replaced by spaces; `None` if it is not JSON.
+fn unfold_line_breaks(body: &[u8]) -> Option<Vec<u8>> {
     fn unfold(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) if s.contains(['\r', '\n']) => {
@@ -171,11 +178,9 @@ fn unfold_line_breaks(body: &[u8]) -> Vec<u8> {
             _ => {}
         }
     }
-    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return body.to_vec();
-    };
+    let mut json = serde_json::from_slice::<serde_json::Value>(body).ok()?;
     unfold(&mut json);
-    serde_json::to_vec(&json).unwrap_or_else(|_| body.to_vec())
+    serde_json::to_vec(&json).ok()
 }
 
 /// A service principal's client secret, as read from a Secret.
@@ -259,9 +264,10 @@ mod tests {
 
     #[test]
     fn entra_error_bodies_lose_their_line_breaks_and_nothing_else() {
+        // (A body that is not JSON is turned into an error by the transport.)
         let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Bad.\r\nTrace ID: t\r\n","error_codes":[7000215],"nested":["a\nb"]}"#;
         let unfolded: serde_json::Value =
-            serde_json::from_slice(&unfold_line_breaks(body)).expect("still JSON");
+            serde_json::from_slice(&unfold_line_breaks(body).expect("JSON")).expect("still JSON");
         assert_eq!(
             unfolded,
             serde_json::json!({
@@ -271,7 +277,7 @@ mod tests {
                 "nested": ["a b"]
             })
         );
-        assert_eq!(unfold_line_breaks(b"<html>503</html>"), b"<html>503</html>");
+        assert_eq!(unfold_line_breaks(b"<html>503</html>"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use scaleset_watch::azure::{self, ClientSecret, EndpointOverrides};
 use scaleset_watch::crd::{Cloud, HealthPolicy};
 use scaleset_watch::health::assess;
 use scaleset_watch::poller::{CredentialSource, PollError, Poller};
-use scaleset_watch::simulator::{Fault, Scenario, Simulator, SimulatorHandle};
+use scaleset_watch::simulator::{
+    Fault, OutageBody, Scenario, Simulator, SimulatorHandle, TokenOutage,
+};
 use std::io::Write;
 use std::time::Duration;
 
@@ -442,10 +444,15 @@ async fn untrusted_certificate_is_refused() {
 async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
-    for status in [503, 429] {
-        env.sim.set_token_outage(Some(status)).expect("outage set");
+    for (status, body) in [
+        (503, OutageBody::Entra),
+        (429, OutageBody::Entra),
+        (502, OutageBody::Html),
+    ] {
+        let outage = TokenOutage { status, body };
+        env.sim.set_token_outage(Some(outage)).expect("outage set");
         let err = poll(&poller, "workers").await.expect_err("no token");
-        assert_eq!(err.reason(), "AzureUnavailable", "{status}: {err}");
+        assert_eq!(err.reason(), "AzureUnavailable", "{status} {body:?}: {err}");
         assert!(err.to_string().contains("sign-in service"), "{err}");
     }
     assert_eq!(

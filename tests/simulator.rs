@@ -848,18 +848,30 @@ async fn a_sign_in_outage_fails_every_token_request_until_it_ends() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
     assert_eq!(body["error_codes"], json!([50000]));
+    // A gateway in front of Entra answers with a page of its own.
+    let resp = env
+        .http
+        .put(&outage)
+        .body("{status: 502, body: html}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = env.secret_token(CLIENT, SECRET).await;
+    assert_eq!(resp.status(), 502);
+    assert!(resp.text().await.unwrap().starts_with("<html>"));
     assert_eq!(env.http.delete(&outage).send().await.unwrap().status(), 204);
     assert_eq!(env.secret_token(CLIENT, SECRET).await.status(), 200);
 
     let refused = Scenario::from_yaml(&format!(
-        "tokens: {{outageStatus: 302}}\n{}",
+        "tokens: {{outage: {{status: 302}}}}\n{}",
         scenario_yaml()
     ));
     assert!(
         refused
             .expect_err("302 is no outage")
             .to_string()
-            .contains("outageStatus must be 429 or 5xx"),
+            .contains("tokens.outage.status must be 429 or 5xx"),
     );
 }
 

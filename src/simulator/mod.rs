@@ -14,8 +14,8 @@
 //!   - `GET /_sim/healthz`;
 //!   - `GET /_sim/requests` ([`RequestStats`]), `POST /_sim/requests/reset`;
 //!   - `POST /_sim/tokens/expire`: every token issued so far expires;
-//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503}` (429 or 5xx)
-//!     every token request fails so until the outage is deleted;
+//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503, body: entra|html}`
+//!     (429 or 5xx) every token request fails so until the outage is deleted;
 //!   - `GET /_sim/scalesets/{sub}/{rg}/{vmss}`: instances and armed faults;
 //!   - `PUT|PATCH|DELETE /_sim/scalesets/{sub}/{rg}/{vmss}/instances/{id}`:
 //!     replace (or add), change some fields of, or remove an instance;
@@ -52,7 +52,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use arm::SUPPORTED_API_VERSIONS;
-pub use scenario::{Fault, FaultKind, InstanceSpec, Scenario, ScenarioError};
+pub use scenario::{
+    Fault, FaultKind, InstanceSpec, OutageBody, Scenario, ScenarioError, TokenOutage,
+};
 pub use state::{
     Counter, RequestRecord, RequestStats, ScaleSetCounters, ScaleSetRef, SimState, StateError,
     TokenCounters,
@@ -208,9 +210,9 @@ impl SimulatorHandle {
         self.state.expire_tokens()
     }
 
-    /// Starts (a status: 429 or 5xx) or ends (`None`) an outage of the token endpoint.
-    pub fn set_token_outage(&self, status: Option<u16>) -> Result<(), StateError> {
-        self.state.set_token_outage(status)
+    /// Starts or ends (`None`) an outage of the token endpoint.
+    pub fn set_token_outage(&self, outage: Option<TokenOutage>) -> Result<(), StateError> {
+        self.state.set_token_outage(outage)
     }
 
     /// Stops accepting, gives open requests a moment, and waits for the

@@ -7,7 +7,8 @@
 //! tokens:
 //!   lifetimeSeconds: 3599            # expires_in of issued access tokens
 //!   errorDescriptionLineBreaks: true # Entra puts "\r\nTrace ID: ..." in error_description
-//!   outageStatus: 503                # optional: every token request fails so (429 or 5xx)
+//!   outage: {status: 503, body: entra} # optional: every token request fails so
+//!                                    # (429 or 5xx; body entra (JSON) or html)
 //! rateLimits:
 //!   enforce: false                   # true: answer 429 when a budget below runs out
 //!   subscriptionReads: 250           # token bucket per subscription and principal...
@@ -126,19 +127,38 @@ pub struct TokenSettings {
     /// JSON (azure_identity 1.0 does) cannot parse such a body.
     #[serde(default = "yes")]
     pub error_description_line_breaks: bool,
-    /// While set, every token request is answered with this status (429 or
-    /// 5xx) and Entra's `temporarily_unavailable` error: the sign-in service
-    /// is down, whatever the credentials.
+    /// While set, every token request fails so: the sign-in service is down,
+    /// whatever the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outage_status: Option<u16>,
+    pub outage: Option<TokenOutage>,
 }
 
-impl TokenSettings {
-    pub fn validate_outage(status: Option<u16>) -> Result<(), String> {
-        match status {
-            None | Some(429 | 500..=599) => Ok(()),
-            Some(other) => Err(format!(
-                "tokens.outageStatus must be 429 or 5xx, not {other}"
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenOutage {
+    /// 429 or 5xx.
+    pub status: u16,
+    #[serde(default)]
+    pub body: OutageBody,
+}
+
+/// What a failing token request's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutageBody {
+    /// Entra's JSON error, `temporarily_unavailable`.
+    #[default]
+    Entra,
+    /// An HTML page, as a gateway in front of Entra sends.
+    Html,
+}
+
+impl TokenOutage {
+    pub fn validate(&self) -> Result<(), String> {
+        match self.status {
+            429 | 500..=599 => Ok(()),
+            other => Err(format!(
+                "tokens.outage.status must be 429 or 5xx, not {other}"
             )),
         }
     }
@@ -149,7 +169,7 @@ impl Default for TokenSettings {
         Self {
             lifetime_seconds: default_token_lifetime(),
             error_description_line_breaks: true,
-            outage_status: None,
+            outage: None,
         }
     }
 }
@@ -638,8 +658,9 @@ impl Scenario {
     /// references, and bounds.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let invalid = |m: String| Err(ScenarioError::Invalid(m));
-        TokenSettings::validate_outage(self.tokens.outage_status)
-            .map_err(ScenarioError::Invalid)?;
+        if let Some(outage) = &self.tokens.outage {
+            outage.validate().map_err(ScenarioError::Invalid)?;
+        }
         let mut principals = HashSet::new();
         for p in &self.service_principals {
             if !principals.insert((p.tenant_id.to_lowercase(), p.client_id.to_lowercase())) {

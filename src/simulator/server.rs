@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::scenario::{Fault, InstanceSpec};
+use super::scenario::{Fault, InstanceSpec, OutageBody, TokenOutage};
 use super::state::{RequestKind, ScaleSetRef, SimState, StateError, lock};
 use super::{arm, tokens};
 
@@ -54,6 +54,24 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 
 async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: Bytes) -> Response {
     app.state.record_arrival(RequestKind::Token, None, false);
+    let outage = lock(&app.state.world).token_settings.outage.clone();
+    if let Some(TokenOutage {
+        status,
+        body: OutageBody::Html,
+    }) = outage
+    {
+        // A gateway's error page: no JSON at all.
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        app.state.record_token_outcome(false);
+        app.state.record_response(
+            "POST",
+            &format!("/{tenant}/oauth2/v2.0/token"),
+            RequestKind::Token,
+            status.as_u16(),
+        );
+        let page = format!("<html><body><h1>{status}</h1></body></html>");
+        return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
+    }
     let result = tokens::token_request(&app.state, &tenant, &body).await;
     app.state.record_token_outcome(result.is_ok());
     let (status, json) = match result {
@@ -88,14 +106,8 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
     resp
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Outage {
-    status: u16,
-}
-
 async fn start_token_outage(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let set = parse_body::<Outage>(&body).and_then(|o| app.state.set_token_outage(Some(o.status)));
+    let set = parse_body::<TokenOutage>(&body).and_then(|o| app.state.set_token_outage(Some(o)));
     no_content(set)
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::{
     Fault, FederatedIdentity, InstanceSpec, RateLimits, ScaleSetSpec, Scenario, ServicePrincipal,
-    TokenSettings,
+    TokenOutage, TokenSettings,
 };
 
 /// Errors of the state-changing operations (admin API and handle methods).
@@ -540,10 +540,12 @@ impl SimState {
         self.with_scale_set(r, |ss| Ok(ss.faults.clone()))
     }
 
-    /// Starts (a status) or ends (`None`) an outage of the token endpoint.
-    pub fn set_token_outage(&self, status: Option<u16>) -> Result<(), StateError> {
-        TokenSettings::validate_outage(status).map_err(StateError::Invalid)?;
-        lock(&self.world).token_settings.outage_status = status;
+    /// Starts or ends (`None`) an outage of the token endpoint.
+    pub fn set_token_outage(&self, outage: Option<TokenOutage>) -> Result<(), StateError> {
+        if let Some(o) = &outage {
+            o.validate().map_err(StateError::Invalid)?;
+        }
+        lock(&self.world).token_settings.outage = outage;
         Ok(())
     }
 

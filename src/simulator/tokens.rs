@@ -133,9 +133,9 @@ pub(crate) async fn token_request(
                 m.entry(k).or_insert(v);
                 m
             });
-    if let Some(status) = lock(&state.world).token_settings.outage_status {
+    if let Some(outage) = &lock(&state.world).token_settings.outage {
         return Err(EntraError::new(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            StatusCode::from_u16(outage.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             "temporarily_unavailable",
             50000,
             "There was an error issuing a token or an issue with our sign-in service.",
