@@ -1,6 +1,6 @@
 //! Prometheus metrics: per ScaleSetWatch gauges, ARM traffic, reconcile counts.
 
-use crate::arm::client::RequestObserver;
+use crate::arm::client::{RequestObserver, ScaleSetRef};
 use crate::crd::InstanceCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,6 +42,14 @@ pub struct SubscriptionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceBudgetLabels {
+    pub subscription: String,
+    pub resource_group: String,
+    pub scale_set: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -74,6 +82,7 @@ pub struct Metrics {
     arm_duration: Histogram,
     arm_throttled: Counter,
     arm_remaining_reads: Family<SubscriptionLabels, Gauge>,
+    arm_remaining_resource_reads: Family<ResourceBudgetLabels, Gauge>,
     reconciles: Counter,
     reconcile_errors: Family<ReasonLabels, Counter>,
     reconcile_duration: Histogram,
@@ -127,6 +136,13 @@ impl Default for Metrics {
             "Reads ARM said were left in the subscription's budget after the last request",
             arm_remaining_reads.clone(),
         );
+        let arm_remaining_resource_reads = Family::<ResourceBudgetLabels, Gauge>::default();
+        registry.register(
+            "arm_remaining_resource_reads",
+            "Reads Compute said were left per throttling policy for the scale set after its last \
+             list request (x-ms-ratelimit-remaining-resource)",
+            arm_remaining_resource_reads.clone(),
+        );
         let reconciles = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         let reconcile_errors = Family::<ReasonLabels, Counter>::default();
@@ -151,6 +167,7 @@ impl Default for Metrics {
             arm_duration,
             arm_throttled,
             arm_remaining_reads,
+            arm_remaining_resource_reads,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -289,6 +306,17 @@ impl RequestObserver for Metrics {
         self.arm_remaining_reads
             .get_or_create(&SubscriptionLabels {
                 subscription: subscription.to_owned(),
+            })
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+    }
+
+    fn remaining_resource_reads(&self, target: &ScaleSetRef, policy: &str, remaining: u64) {
+        self.arm_remaining_resource_reads
+            .get_or_create(&ResourceBudgetLabels {
+                subscription: target.subscription_id.to_ascii_lowercase(),
+                resource_group: target.resource_group.to_ascii_lowercase(),
+                scale_set: target.scale_set_name.to_ascii_lowercase(),
+                policy: policy.to_owned(),
             })
             .set(i64::try_from(remaining).unwrap_or(i64::MAX));
     }

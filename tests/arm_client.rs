@@ -562,4 +562,15 @@ async fn arm_traffic_is_observed_for_metrics() {
         )),
         "{text}"
     );
+    // Compute's per-scale-set budgets (the simulator's defaults: 400 per 3 and 2500 per 30
+    // minutes), less the list requests made for the scale set.
+    let listed = env.list_requests("workers");
+    assert_eq!(listed, 3);
+    for (policy, budget) in [("GetVMScaleSetVM3Min", 400), ("GetVMScaleSetVM30Min", 2500)] {
+        let line = format!(
+            r#"scaleset_watch_arm_remaining_resource_reads{{subscription="{SUB}",resource_group="rg",scale_set="workers",policy="Microsoft.Compute/{policy}"}} {}"#,
+            budget - listed
+        );
+        assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+    }
 }

@@ -728,6 +728,7 @@ fn metrics_and_probes() {
         ("scaleset_watch_arm_requests", "counter"),
         ("scaleset_watch_arm_request_duration_seconds", "histogram"),
         ("scaleset_watch_arm_throttled", "counter"),
+        ("scaleset_watch_arm_remaining_resource_reads", "gauge"),
         ("scaleset_watch_reconciles", "counter"),
         // (scaleset_watch_reconcile_errors has no series yet: the encoder omits empty
         // labelled families.)

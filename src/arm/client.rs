@@ -179,6 +179,17 @@ pub trait RequestObserver: Send + Sync {
     fn throttled(&self) {}
     /// ARM's `x-ms-ratelimit-remaining-subscription-reads` after a request.
     fn remaining_reads(&self, _subscription: &str, _remaining: u64) {}
+    /// One entry of Compute's `x-ms-ratelimit-remaining-resource` after a request for `target`.
+    fn remaining_resource_reads(&self, _target: &ScaleSetRef, _policy: &str, _remaining: u64) {}
+}
+
+/// `Microsoft.Compute/GetVMScaleSetVM3Min;399,Microsoft.Compute/GetVMScaleSetVM30Min;2499`:
+/// Compute's budgets left per throttling policy. Entries that do not read so are skipped.
+pub fn parse_remaining_resource(value: &str) -> impl Iterator<Item = (&str, u64)> {
+    value.split(',').filter_map(|entry| {
+        let (policy, count) = entry.trim().rsplit_once(';')?;
+        Some((policy.trim(), count.trim().parse().ok()?)).filter(|(p, _)| !p.is_empty())
+    })
 }
 
 type GateKey = (String, String, Option<String>);
@@ -268,7 +279,9 @@ impl ArmClient {
                     self.limits.max_pages
                 )));
             }
-            let body = self.get_page(&url, &gate_key, credential, scope).await?;
+            let body = self
+                .get_page(&url, &gate_key, target, credential, scope)
+                .await?;
             // Only the link is read now (a validating pass at the cost of a skip); each watch
             // parses the instances later, borrowing from the kept body.
             let link = model::next_link(&body)
@@ -290,6 +303,7 @@ impl ArmClient {
         &self,
         url: &Url,
         gate_key: &GateKey,
+        target: &ScaleSetRef,
         credential: &dyn TokenCredential,
         scope: &str,
     ) -> Result<Vec<u8>, ArmError> {
@@ -333,15 +347,22 @@ impl ArmClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            if let (Some(o), Some(remaining)) = (
-                &self.observer,
-                response
-                    .headers()
+            if let Some(o) = &self.observer {
+                let headers = response.headers();
+                if let Some(remaining) = headers
                     .get("x-ms-ratelimit-remaining-subscription-reads")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok()),
-            ) {
-                o.remaining_reads(&gate_key.1, remaining);
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                {
+                    o.remaining_reads(&gate_key.1, remaining);
+                }
+                for value in headers.get_all("x-ms-ratelimit-remaining-resource") {
+                    for (policy, remaining) in
+                        parse_remaining_resource(value.to_str().unwrap_or(""))
+                    {
+                        o.remaining_resource_reads(target, policy, remaining);
+                    }
+                }
             }
             if status == 200 {
                 let body = read_capped(response, self.limits.max_page_bytes).await;
@@ -548,6 +569,23 @@ fn redact_query(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compute_budgets_are_read_per_policy() {
+        let read: Vec<_> = parse_remaining_resource(
+            "Microsoft.Compute/GetVMScaleSetVM3Min;399, Microsoft.Compute/GetVMScaleSetVM30Min;2499",
+        )
+        .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("Microsoft.Compute/GetVMScaleSetVM3Min", 399),
+                ("Microsoft.Compute/GetVMScaleSetVM30Min", 2499)
+            ]
+        );
+        let odd: Vec<_> = parse_remaining_resource(";5,nocount,x;-1,y;7,,").collect();
+        assert_eq!(odd, vec![("y", 7)]);
+    }
 
     fn arm() -> Url {
         Url::parse("https://management.azure.com/").expect("url")
