@@ -128,15 +128,18 @@ fn fault(yaml: &str) -> Fault {
     serde_yaml::from_str(yaml).expect("fault parses")
 }
 
-async fn poll(
-    poller: &Poller,
-    vmss: &str,
-) -> Result<std::sync::Arc<scaleset_watch::arm::model::ListPages>, PollError> {
+type Polled = Result<std::sync::Arc<scaleset_watch::arm::model::ListPages>, PollError>;
+
+async fn poll(poller: &Poller, vmss: &str) -> Polled {
+    poll_as(poller, vmss, CLIENT, "right").await
+}
+
+async fn poll_as(poller: &Poller, vmss: &str, client: &str, secret: &str) -> Polled {
     poller
         .poll(
             Cloud::AzurePublic,
             &target(vmss),
-            &principal(CLIENT, "right"),
+            &principal(client, secret),
             Duration::ZERO,
         )
         .await
@@ -175,13 +178,7 @@ async fn lists_every_page_and_judges_the_fleet() {
 async fn arm_errors_map_to_ready_reasons() {
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
-    let wrong_secret = poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &principal(CLIENT, "wrong"),
-            Duration::ZERO,
-        )
+    let wrong_secret = poll_as(&poller, "workers", CLIENT, "wrong")
         .await
         .expect_err("wrong secret fails");
     assert_eq!(
@@ -203,13 +200,7 @@ async fn arm_errors_map_to_ready_reasons() {
         "{message}"
     );
 
-    let outsider = poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &principal(OUTSIDER, "outsider"),
-            Duration::ZERO,
-        )
+    let outsider = poll_as(&poller, "workers", OUTSIDER, "outsider")
         .await
         .expect_err("no access");
     assert_eq!(outsider.reason(), "Forbidden", "{outsider}");
@@ -479,13 +470,7 @@ async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
     env.sim.set_token_outage(None).expect("outage over");
     poll(&poller, "workers").await.expect("signs in again");
     // A refused secret during all this is still the user's to fix.
-    let wrong = poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &principal(CLIENT, "wrong"),
-            Duration::ZERO,
-        )
+    let wrong = poll_as(&poller, "workers", CLIENT, "wrong")
         .await
         .expect_err("wrong secret");
     assert_eq!(wrong.reason(), "AuthenticationFailed", "{wrong}");
