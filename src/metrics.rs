@@ -88,6 +88,8 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     /// Watches that have per-watch series, so the series of deleted ones can be dropped.
     watches: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// Scale sets that have budget series, so the series of unwatched ones can be dropped.
+    budgets: std::sync::Mutex<std::collections::HashSet<ResourceBudgetLabels>>,
 }
 
 impl Default for Metrics {
@@ -172,6 +174,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_duration,
             watches: Default::default(),
+            budgets: Default::default(),
         }
     }
 }
@@ -209,6 +212,23 @@ impl Metrics {
                 name: name.clone(),
             });
             false
+        });
+    }
+
+    /// Drops the budget series of scale sets for which `keep(subscription, resource_group,
+    /// scale_set)` (lower case) is false.
+    pub fn retain_scale_sets(&self, keep: impl Fn(&str, &str, &str) -> bool) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        budgets.retain(|labels| {
+            let kept = keep(
+                &labels.subscription,
+                &labels.resource_group,
+                &labels.scale_set,
+            );
+            if !kept {
+                self.arm_remaining_resource_reads.remove(labels);
+            }
+            kept
         });
     }
 
@@ -311,14 +331,19 @@ impl RequestObserver for Metrics {
     }
 
     fn remaining_resource_reads(&self, target: &ScaleSetRef, policy: &str, remaining: u64) {
+        let labels = ResourceBudgetLabels {
+            subscription: target.subscription_id.to_ascii_lowercase(),
+            resource_group: target.resource_group.to_ascii_lowercase(),
+            scale_set: target.scale_set_name.to_ascii_lowercase(),
+            policy: policy.to_owned(),
+        };
         self.arm_remaining_resource_reads
-            .get_or_create(&ResourceBudgetLabels {
-                subscription: target.subscription_id.to_ascii_lowercase(),
-                resource_group: target.resource_group.to_ascii_lowercase(),
-                scale_set: target.scale_set_name.to_ascii_lowercase(),
-                policy: policy.to_owned(),
-            })
+            .get_or_create(&labels)
             .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        self.budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(labels);
     }
 }
 
@@ -362,5 +387,30 @@ mod tests {
             text.contains(r#"scaleset_watch_instances{namespace="ns",name="db",state="total"} 3"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn budget_series_go_with_the_last_watch_of_their_scale_set() {
+        let m = Metrics::default();
+        for vmss in ["Web", "db"] {
+            let target = ScaleSetRef {
+                subscription_id: "SUB".into(),
+                resource_group: "rg".into(),
+                scale_set_name: vmss.into(),
+                api_version: "2025-04-01".into(),
+            };
+            m.remaining_resource_reads(&target, "Microsoft.Compute/GetVMScaleSetVM3Min", 7);
+        }
+        let text = m.encode().expect("encodes");
+        assert!(
+            text.contains(
+                r#"scaleset_watch_arm_remaining_resource_reads{subscription="sub",resource_group="rg",scale_set="web",policy="Microsoft.Compute/GetVMScaleSetVM3Min"} 7"#
+            ),
+            "{text}"
+        );
+        m.retain_scale_sets(|sub, rg, vmss| (sub, rg, vmss) == ("sub", "rg", "db"));
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"scale_set="web""#), "{text}");
+        assert!(text.contains(r#"scale_set="db""#), "{text}");
     }
 }

@@ -97,14 +97,28 @@ pub async fn run(
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let live: std::collections::HashSet<(String, String)> = store
-                .state()
+            let watches = store.state();
+            let live: std::collections::HashSet<(String, String)> = watches
                 .iter()
                 .map(|w| (w.namespace().unwrap_or_default(), w.name_any()))
+                .collect();
+            let watched: std::collections::HashSet<[String; 3]> = watches
+                .iter()
+                .map(|w| {
+                    [
+                        &w.spec.subscription_id,
+                        &w.spec.resource_group,
+                        &w.spec.scale_set_name,
+                    ]
+                    .map(|s| s.to_ascii_lowercase())
+                })
                 .collect();
             sweep_ctx
                 .metrics
                 .retain_watches(|ns, name| live.contains(&(ns.to_owned(), name.to_owned())));
+            sweep_ctx.metrics.retain_scale_sets(|sub, rg, vmss| {
+                watched.contains(&[sub, rg, vmss].map(str::to_owned))
+            });
             sweep_ctx
                 .failures
                 .lock()
