@@ -218,6 +218,14 @@ impl Env {
         ScaleSetRef::new(SUB, RG, "workers")
     }
 
+    /// Arms the workers scale set with faults, each given in the scenario's YAML.
+    fn fault_workers(&self, faults: &[&str]) {
+        let faults = faults.iter().map(|y| fault(y)).collect();
+        self.sim
+            .set_faults(&self.workers(), faults)
+            .expect("faults set");
+    }
+
     async fn admin_stats(&self) -> RequestStats {
         self.http
             .get(self.url("/_sim/requests"))
@@ -570,12 +578,7 @@ async fn throttling_holds_until_retry_after_passes() {
     let env = Env::start().await;
     let token = env.bearer().await;
     let url = env.list_url("workers", API);
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{throttle: {retryAfterSeconds: 30}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{throttle: {retryAfterSeconds: 30}, count: 1}"]);
 
     let resp = env.get(&url, Some(&token)).await;
     assert_eq!(resp.status(), 429);
@@ -626,12 +629,7 @@ async fn throttle_windows_expire() {
     let env = Env::start().await;
     let token = env.bearer().await;
     let url = env.list_url("workers", API);
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{throttle: {retryAfterSeconds: 1}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{throttle: {retryAfterSeconds: 1}, count: 1}"]);
     assert_eq!(env.get(&url, Some(&token)).await.status(), 429);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(env.get(&url, Some(&token)).await.status(), 200);
@@ -642,15 +640,10 @@ async fn server_errors_fire_for_their_count() {
     let env = Env::start().await;
     let token = env.bearer().await;
     let url = env.list_url("workers", API);
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![
-                fault("{serverError: {status: 500}, count: 1}"),
-                fault("{serverError: {status: 503, retryAfterSeconds: 4}, count: 1}"),
-            ],
-        )
-        .unwrap();
+    env.fault_workers(&[
+        "{serverError: {status: 500}, count: 1}",
+        "{serverError: {status: 503, retryAfterSeconds: 4}, count: 1}",
+    ]);
     let (status, body) = env.get_json(&url, &token).await;
     assert_eq!((status, error_code(&body)), (500, "InternalServerError"));
     let resp = env.get(&url, Some(&token)).await;
@@ -672,12 +665,7 @@ async fn server_errors_fire_for_their_count() {
 async fn faults_can_target_one_page() {
     let env = Env::start().await;
     let token = env.bearer().await;
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{serverError: {status: 500}, page: 2}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{serverError: {status: 500}, page: 2}"]);
     let (status, first) = env.get_json(&env.list_url("workers", API), &token).await;
     assert_eq!(status, 200);
     let next = first["nextLink"].as_str().unwrap();
@@ -699,32 +687,20 @@ async fn broken_bodies_do_not_parse() {
     let token = env.bearer().await;
     let url = env.list_url("workers", API);
 
-    env.sim
-        .set_faults(&env.workers(), vec![fault("{malformedJson: {}, count: 1}")])
-        .unwrap();
+    env.fault_workers(&["{malformedJson: {}, count: 1}"]);
     let resp = env.get(&url, Some(&token)).await;
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(text.starts_with("{\"value\":["), "{}", &text[..40]);
     assert!(serde_json::from_str::<Value>(&text).is_err());
 
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{truncatedJson: {percent: 60}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{truncatedJson: {percent: 60}, count: 1}"]);
     let text = env.get(&url, Some(&token)).await.text().await.unwrap();
     assert!(text.starts_with("{\"value\":[{"));
     let err = serde_json::from_str::<Value>(&text).unwrap_err();
     assert!(err.is_eof(), "cut mid-body: {err}");
 
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{oversizedBody: {megabytes: 3}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{oversizedBody: {megabytes: 3}, count: 1}"]);
     let text = env.get(&url, Some(&token)).await.text().await.unwrap();
     assert!(text.len() > 3 * 1024 * 1024);
     let body: Value = serde_json::from_str(&text).expect("oversized but valid");
@@ -740,12 +716,7 @@ async fn next_links_can_leave_the_host_or_loop() {
     let token = env.bearer().await;
     let url = env.list_url("workers", API);
 
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{foreignNextLink: {}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{foreignNextLink: {}, count: 1}"]);
     let (_, body) = env.get_json(&url, &token).await;
     let next = body["nextLink"].as_str().unwrap();
     assert!(
@@ -753,9 +724,7 @@ async fn next_links_can_leave_the_host_or_loop() {
         "{next}"
     );
 
-    env.sim
-        .set_faults(&env.workers(), vec![fault("{nextLinkLoop: {}}")])
-        .unwrap();
+    env.fault_workers(&["{nextLinkLoop: {}}"]);
     let (_, page1) = env.get_json(&url, &token).await;
     let (_, page2) = env
         .get_json(page1["nextLink"].as_str().unwrap(), &token)
@@ -771,9 +740,7 @@ async fn next_links_can_leave_the_host_or_loop() {
 
     // `exact`: the link is the very URL page 1 was fetched with, so that a
     // client remembering the links it followed can tell.
-    env.sim
-        .set_faults(&env.workers(), vec![fault("{nextLinkLoop: {exact: true}}")])
-        .unwrap();
+    env.fault_workers(&["{nextLinkLoop: {exact: true}}"]);
     let (_, page1) = env.get_json(&url, &token).await;
     let (_, page2) = env
         .get_json(page1["nextLink"].as_str().unwrap(), &token)
@@ -785,12 +752,7 @@ async fn next_links_can_leave_the_host_or_loop() {
 async fn timeouts_hang_past_the_client_deadline() {
     let env = Env::start().await;
     let token = env.bearer().await;
-    env.sim
-        .set_faults(
-            &env.workers(),
-            vec![fault("{timeout: {seconds: 5}, count: 1}")],
-        )
-        .unwrap();
+    env.fault_workers(&["{timeout: {seconds: 5}, count: 1}"]);
     let started = std::time::Instant::now();
     let err = env
         .http
@@ -816,9 +778,7 @@ async fn timeouts_hang_past_the_client_deadline() {
 async fn shutdown_is_not_held_up_by_hanging_requests() {
     let env = Env::start().await;
     let token = env.bearer().await;
-    env.sim
-        .set_faults(&env.workers(), vec![fault("{timeout: {seconds: 120}}")])
-        .unwrap();
+    env.fault_workers(&["{timeout: {seconds: 120}}"]);
     let request = env
         .http
         .get(env.list_url("workers", API))
