@@ -985,136 +985,67 @@ fn assert_no(cluster: &Cluster, kc: &Path, args: &[&str]) {
     );
 }
 
+/// Checks each line `yes|no VERB RESOURCE [FLAGS...]` of `table` with `kubectl auth can-i` as
+/// the controller's ServiceAccount, in order.
+#[track_caller]
+fn assert_access(cluster: &Cluster, kc: &Path, table: &str) {
+    for line in table.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut words = line.split_whitespace();
+        let expected = words.next();
+        let args: Vec<&str> = words.collect();
+        match expected {
+            Some("yes") => assert_yes(cluster, kc, &args),
+            Some("no") => assert_no(cluster, kc, &args),
+            _ => panic!("an access line starts with yes or no: {line}"),
+        }
+    }
+}
+
 #[test]
 fn rbac_is_least_privilege_cluster_wide() {
     let cluster = cluster();
     let i = install(cluster, &[]);
     let kc = i.kubeconfig.as_path();
+    let ns = &i.ns;
     let other = cluster.create_namespace("ssw-other");
     let lease = format!("leases.coordination.k8s.io/{}", i.fullname);
 
-    assert_yes(
+    assert_access(
         cluster,
         kc,
-        &[
-            "list",
-            "scalesetwatches.scalesetwatch.io",
-            "--all-namespaces",
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &[
-            "watch",
-            "scalesetwatches.scalesetwatch.io",
-            "--all-namespaces",
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["get", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &[
-            "patch",
-            "scalesetwatches.scalesetwatch.io",
-            "--subresource=status",
-            "-n",
-            &other,
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &[
-            "update",
-            "scalesetwatches.scalesetwatch.io",
-            "--subresource=status",
-            "-n",
-            &other,
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "events.events.k8s.io", "-n", &other],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["patch", "events.events.k8s.io", "-n", &other],
-    );
-    assert_yes(cluster, kc, &["create", "events", "-n", &other]);
-    assert_yes(cluster, kc, &["get", "secrets", "-n", &other]);
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "leases.coordination.k8s.io", "-n", &i.ns],
-    );
-    assert_yes(cluster, kc, &["get", &lease, "-n", &i.ns]);
-    assert_yes(cluster, kc, &["update", &lease, "-n", &i.ns]);
-
-    assert_no(cluster, kc, &["list", "secrets", "--all-namespaces"]);
-    assert_no(cluster, kc, &["list", "secrets", "-n", &other]);
-    assert_no(cluster, kc, &["watch", "secrets", "-n", &other]);
-    assert_no(
-        cluster,
-        kc,
-        &["update", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["patch", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["delete", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["create", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_no(cluster, kc, &["create", "pods", "-n", &i.ns]);
-    assert_no(cluster, kc, &["list", "pods", "--all-namespaces"]);
-    assert_no(cluster, kc, &["get", "configmaps", "-n", &i.ns]);
-    assert_no(
-        cluster,
-        kc,
-        &["delete", "events.events.k8s.io", "-n", &other],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["create", "leases.coordination.k8s.io", "-n", &other],
-    );
-    assert_no(cluster, kc, &["get", &lease, "-n", &other]);
-    assert_no(
-        cluster,
-        kc,
-        &[
-            "update",
-            "leases.coordination.k8s.io/someone-elses-lease",
-            "-n",
-            &i.ns,
-        ],
-    );
-    assert_no(cluster, kc, &["delete", &lease, "-n", &i.ns]);
-    assert_no(
-        cluster,
-        kc,
-        &["list", "leases.coordination.k8s.io", "-n", &i.ns],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["create", "clusterroles.rbac.authorization.k8s.io"],
+        &format!(
+            "
+            yes list scalesetwatches.scalesetwatch.io --all-namespaces
+            yes watch scalesetwatches.scalesetwatch.io --all-namespaces
+            yes get scalesetwatches.scalesetwatch.io -n {other}
+            yes patch scalesetwatches.scalesetwatch.io --subresource=status -n {other}
+            yes update scalesetwatches.scalesetwatch.io --subresource=status -n {other}
+            yes create events.events.k8s.io -n {other}
+            yes patch events.events.k8s.io -n {other}
+            yes create events -n {other}
+            yes get secrets -n {other}
+            yes create leases.coordination.k8s.io -n {ns}
+            yes get {lease} -n {ns}
+            yes update {lease} -n {ns}
+            no  list secrets --all-namespaces
+            no  list secrets -n {other}
+            no  watch secrets -n {other}
+            no  update scalesetwatches.scalesetwatch.io -n {other}
+            no  patch scalesetwatches.scalesetwatch.io -n {other}
+            no  delete scalesetwatches.scalesetwatch.io -n {other}
+            no  create scalesetwatches.scalesetwatch.io -n {other}
+            no  create pods -n {ns}
+            no  list pods --all-namespaces
+            no  get configmaps -n {ns}
+            no  delete events.events.k8s.io -n {other}
+            no  create leases.coordination.k8s.io -n {other}
+            no  get {lease} -n {other}
+            no  update leases.coordination.k8s.io/someone-elses-lease -n {ns}
+            no  delete {lease} -n {ns}
+            no  list leases.coordination.k8s.io -n {ns}
+            no  create clusterroles.rbac.authorization.k8s.io
+            "
+        ),
     );
 
     // Real requests agree with the access reviews.
@@ -1138,39 +1069,22 @@ fn rbac_without_secret_credentials_cannot_read_secrets() {
     let cluster = cluster();
     let i = install(cluster, &["--set", "secretCredentials.enabled=false"]);
     let kc = i.kubeconfig.as_path();
+    let ns = &i.ns;
     let other = cluster.create_namespace("ssw-other");
-    assert_yes(
+    assert_access(
         cluster,
         kc,
-        &[
-            "list",
-            "scalesetwatches.scalesetwatch.io",
-            "--all-namespaces",
-        ],
+        &format!(
+            "
+            yes list scalesetwatches.scalesetwatch.io --all-namespaces
+            yes patch scalesetwatches.scalesetwatch.io --subresource=status -n {other}
+            yes create events.events.k8s.io -n {other}
+            yes create leases.coordination.k8s.io -n {ns}
+            no  get secrets -n {other}
+            no  get secrets -n {ns}
+            "
+        ),
     );
-    assert_yes(
-        cluster,
-        kc,
-        &[
-            "patch",
-            "scalesetwatches.scalesetwatch.io",
-            "--subresource=status",
-            "-n",
-            &other,
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "events.events.k8s.io", "-n", &other],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "leases.coordination.k8s.io", "-n", &i.ns],
-    );
-    assert_no(cluster, kc, &["get", "secrets", "-n", &other]);
-    assert_no(cluster, kc, &["get", "secrets", "-n", &i.ns]);
     let deploy = cluster.kubectl_json(&["get", "-n", &i.ns, &format!("deployment/{}", i.fullname)]);
     let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
@@ -1191,59 +1105,26 @@ fn rbac_with_watch_namespace_is_namespaced() {
     let set_ns = format!("watchNamespace={watched}");
     let i = install(cluster, &["--set", &set_ns]);
     let kc = i.kubeconfig.as_path();
+    let ns = &i.ns;
     let other = cluster.create_namespace("ssw-other");
-    assert_yes(
+    assert_access(
         cluster,
         kc,
-        &["list", "scalesetwatches.scalesetwatch.io", "-n", &watched],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["watch", "scalesetwatches.scalesetwatch.io", "-n", &watched],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &[
-            "patch",
-            "scalesetwatches.scalesetwatch.io",
-            "--subresource=status",
-            "-n",
-            &watched,
-        ],
-    );
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "events.events.k8s.io", "-n", &watched],
-    );
-    assert_yes(cluster, kc, &["get", "secrets", "-n", &watched]);
-    assert_yes(
-        cluster,
-        kc,
-        &["create", "leases.coordination.k8s.io", "-n", &i.ns],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &[
-            "list",
-            "scalesetwatches.scalesetwatch.io",
-            "--all-namespaces",
-        ],
-    );
-    assert_no(
-        cluster,
-        kc,
-        &["list", "scalesetwatches.scalesetwatch.io", "-n", &other],
-    );
-    assert_no(cluster, kc, &["get", "secrets", "-n", &other]);
-    assert_no(cluster, kc, &["get", "secrets", "-n", &i.ns]);
-    assert_no(
-        cluster,
-        kc,
-        &["create", "events.events.k8s.io", "-n", &other],
+        &format!(
+            "
+            yes list scalesetwatches.scalesetwatch.io -n {watched}
+            yes watch scalesetwatches.scalesetwatch.io -n {watched}
+            yes patch scalesetwatches.scalesetwatch.io --subresource=status -n {watched}
+            yes create events.events.k8s.io -n {watched}
+            yes get secrets -n {watched}
+            yes create leases.coordination.k8s.io -n {ns}
+            no  list scalesetwatches.scalesetwatch.io --all-namespaces
+            no  list scalesetwatches.scalesetwatch.io -n {other}
+            no  get secrets -n {other}
+            no  get secrets -n {ns}
+            no  create events.events.k8s.io -n {other}
+            "
+        ),
     );
     let out = cluster.kubectl(&["get", &format!("clusterrole/{}", i.fullname)]);
     assert!(
