@@ -30,6 +30,23 @@ fn check_seed(args: &[&str]) -> Output {
         .expect("runs")
 }
 
+/// Runs `cmd` with `input` on its stdin.
+fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write");
+    child.wait_with_output().expect("exits")
+}
+
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -75,27 +92,17 @@ fn json_and_yaml_are_the_status_the_controller_would_write() {
 #[test]
 fn pages_from_stdin_and_files_add_up_and_the_policy_flags_apply() {
     let page = std::fs::read(example("seed-2017-03-30-list-instance-views.json")).expect("fixture");
-    let mut child = bin()
-        .args([
-            "-o",
-            "json",
-            "--min-healthy-percent",
-            "0",
-            "--from-file",
-            "-",
-        ])
-        .arg(example("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&page)
-        .expect("write");
-    let out = child.wait_with_output().expect("exits");
+    let mut cmd = bin();
+    cmd.args([
+        "-o",
+        "json",
+        "--min-healthy-percent",
+        "0",
+        "--from-file",
+        "-",
+    ])
+    .arg(example("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json"));
+    let out = with_stdin(cmd, &page);
     assert_eq!(out.status.code(), Some(0), "0% required is always met");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(status["instances"]["total"], 2);
@@ -116,20 +123,9 @@ fn unreadable_input_exits_2_with_the_error_on_stderr() {
         "{stderr}"
     );
 
-    let mut child = bin()
-        .args(["--from-file", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"{\"value\": [")
-        .expect("write");
-    let out = child.wait_with_output().expect("exits");
+    let mut cmd = bin();
+    cmd.args(["--from-file", "-"]);
+    let out = with_stdin(cmd, b"{\"value\": [");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a list response"));
 }
