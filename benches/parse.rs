@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench parse` (criterion prints throughput in MiB/s for both).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use scaleset_watch::arm::model::{for_each_vm, next_link, parse_page};
+use scaleset_watch::arm::model::{check_page, for_each_vm, parse_page};
 use scaleset_watch::crd::HealthPolicy;
 use scaleset_watch::health::{FleetAssessment, assess};
 use serde_json::{Value, json};
@@ -109,8 +109,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     // The client's pass over each page as it arrives: checks it and finds the next link.
-    group.bench_function("fetch-time check (next_link)", |b| {
-        b.iter(|| black_box(next_link(black_box(&body)).expect("valid")))
+    group.bench_function("fetch-time check (check_page)", |b| {
+        b.iter(|| black_box(check_page(black_box(&body)).expect("valid")))
     });
     group.bench_function("typed parse", |b| {
         b.iter(|| black_box(parse_page(black_box(&body)).expect("valid")))

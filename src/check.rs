@@ -1,7 +1,7 @@
 //! `scaleset-watch check`: the controller's judgement of one scale set, printed in a terminal.
 
 use crate::arm::client::{ArmClient, Limits, ScaleSetRef};
-use crate::arm::model::{ListPages, parse_page};
+use crate::arm::model::{ListPages, check_page};
 use crate::azure::{self, EndpointOverrides};
 use crate::crd::{
     Cloud, DEFAULT_API_VERSION, ExpectedPowerState, HealthPolicy, ScaleSetWatchStatus,
@@ -122,7 +122,7 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
             } else {
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
             };
-            parse_page(&body)
+            check_page(&body)
                 .map_err(|e| format!("{} is not a list response: {e}", path.display()))?;
             pages.push(body);
         }

@@ -284,7 +284,7 @@ impl ArmClient {
                 .await?;
             // Only the link is read now (a validating pass at the cost of a skip); each watch
             // parses the instances later, borrowing from the kept body.
-            let link = model::next_link(&body)
+            let link = model::check_page(&body)
                 .map_err(|e| {
                     ArmError::InvalidResponse(format!("page is not a list response: {e}"))
                 })?

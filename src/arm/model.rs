@@ -267,9 +267,10 @@ pub fn for_each_vm<'a>(
     read_page(body, Some(&mut f)).map(drop)
 }
 
-/// What the client needs from a page before the rest: where the next one is. The whole page
-/// is checked to be a list page of JSON, but its VMs are only passed over.
-pub fn next_link(body: &[u8]) -> Result<Option<Cow<'_, str>>, ParseError> {
+/// Checks that `body` is a list page (JSON with a `value` list of VM objects) and returns its
+/// `nextLink`. The VMs are only passed over, which makes this the cheap check to run as each
+/// page arrives.
+pub fn check_page(body: &[u8]) -> Result<Option<Cow<'_, str>>, ParseError> {
     read_page(body, None)
 }
 
@@ -382,10 +383,10 @@ mod tests {
     fn the_fetch_time_check_finds_the_link_and_refuses_what_parsing_would() {
         let page = r#"{"value": [{"instanceId": "0"}], "nextLink": "https://arm/next"}"#;
         assert_eq!(
-            next_link(page.as_bytes()).expect("valid").as_deref(),
+            check_page(page.as_bytes()).expect("valid").as_deref(),
             Some("https://arm/next")
         );
-        assert_eq!(next_link(br#"{"value": []}"#).expect("valid"), None);
+        assert_eq!(check_page(br#"{"value": []}"#).expect("valid"), None);
         for broken in [
             &br#"{"value": [{"instanceId": "0"}], "nextLink": "x""#[..],
             br#"{"value": [1]}"#,
@@ -393,13 +394,13 @@ mod tests {
             b"{\"value\": [{\"name\": \"\xff\"}]}",
         ] {
             assert_eq!(
-                next_link(broken).is_err(),
+                check_page(broken).is_err(),
                 parse_page(broken).is_err(),
                 "{}",
                 String::from_utf8_lossy(broken)
             );
             assert!(
-                next_link(broken).is_err(),
+                check_page(broken).is_err(),
                 "{}",
                 String::from_utf8_lossy(broken)
             );
