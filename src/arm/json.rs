@@ -375,14 +375,13 @@ impl<'a> Reader<'a> {
 
     /// Passes over the next value of any type, checking it.
     pub fn skip(&mut self) -> Result<()> {
-        match self.next_byte()? {
-            b'"' => self.skip_string(),
-            b'{' => self.object(|r, _| r.skip()),
-            b'[' => self.array(Self::skip),
-            b'-' | b'0'..=b'9' => self.number().map(drop),
-            b't' | b'f' => self.bool().map(drop),
-            b'n' => self.null(),
-            _ => self.error("expected a JSON value"),
+        match self.peek()? {
+            Kind::String => self.skip_string(),
+            Kind::Object => self.object(|r, _| r.skip()),
+            Kind::Array => self.array(Self::skip),
+            Kind::Number => self.number().map(drop),
+            Kind::Bool => self.bool().map(drop),
+            Kind::Null => self.null(),
         }
     }
 
