@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::scenario::{Fault, InstanceSpec, OutageBody, TokenOutage};
@@ -55,25 +55,36 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: Bytes) -> Response {
     app.state.record_arrival(RequestKind::Token, None, false);
     let outage = lock(&app.state.world).token_settings.outage.clone();
-    if let Some(TokenOutage {
-        status,
-        body: OutageBody::Html,
-    }) = outage
-    {
-        // A gateway's error page: no JSON at all.
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        app.state.record_token_outcome(false);
-        app.state.record_response(
-            "POST",
-            &format!("/{tenant}/oauth2/v2.0/token"),
-            RequestKind::Token,
-            status.as_u16(),
-        );
-        let page = format!("<html><body><h1>{status}</h1></body></html>");
-        return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
-    }
-    let result = tokens::token_request(&app.state, &tenant, &body).await;
-    app.state.record_token_outcome(result.is_ok());
+    let resp = match outage {
+        Some(TokenOutage {
+            status,
+            body: OutageBody::Html,
+        }) => {
+            // A gateway's error page: no JSON at all.
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let page = format!("<html><body><h1>{status}</h1></body></html>");
+            (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+        }
+        Some(TokenOutage { status, .. }) => {
+            entra_answer(&app, &tenant, Err(tokens::EntraError::unavailable(status)))
+        }
+        None => {
+            let result = tokens::token_request(&app.state, &tenant, &body).await;
+            entra_answer(&app, &tenant, result)
+        }
+    };
+    app.state.record_token_outcome(resp.status().is_success());
+    app.state.record_response(
+        "POST",
+        &format!("/{tenant}/oauth2/v2.0/token"),
+        RequestKind::Token,
+        resp.status().as_u16(),
+    );
+    resp
+}
+
+/// Entra's answer to a token request: the token, or its error body.
+fn entra_answer(app: &App, tenant: &str, result: Result<Value, tokens::EntraError>) -> Response {
     let (status, json) = match result {
         Ok(v) => {
             tracing::info!(%tenant, "token issued");
@@ -87,12 +98,6 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
             (e.status, e.body(line_breaks, &app.base_url))
         }
     };
-    app.state.record_response(
-        "POST",
-        &format!("/{tenant}/oauth2/v2.0/token"),
-        RequestKind::Token,
-        status.as_u16(),
-    );
     let mut resp = (status, axum::Json(json)).into_response();
     let h = resp.headers_mut();
     h.insert(

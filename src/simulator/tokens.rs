@@ -60,6 +60,16 @@ impl EntraError {
         )
     }
 
+    /// The sign-in service is down (an outage of the scenario's), whatever was asked.
+    pub(crate) fn unavailable(status: u16) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "temporarily_unavailable",
+            50000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        )
+    }
+
     fn invalid_client(code: u32, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", code, message)
     }
@@ -133,14 +143,6 @@ pub(crate) async fn token_request(
                 m.entry(k).or_insert(v);
                 m
             });
-    if let Some(outage) = &lock(&state.world).token_settings.outage {
-        return Err(EntraError::new(
-            StatusCode::from_u16(outage.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            "temporarily_unavailable",
-            50000,
-            "There was an error issuing a token or an issue with our sign-in service.",
-        ));
-    }
     let param = |name: &str| form.get(name).filter(|v| !v.is_empty());
     let grant = param("grant_type").ok_or_else(|| EntraError::missing("grant_type"))?;
     if grant != "client_credentials" {
