@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::{
     Fault, FederatedIdentity, InstanceSpec, RateLimits, ScaleSetSpec, Scenario, ServicePrincipal,
-    TokenOutage, TokenSettings,
+    TokenFault, TokenOutage, TokenSettings,
 };
 
 /// Errors of the state-changing operations (admin API and handle methods).
@@ -546,6 +546,15 @@ impl SimState {
             o.validate().map_err(StateError::Invalid)?;
         }
         lock(&self.world).token_settings.outage = outage;
+        Ok(())
+    }
+
+    /// Starts or ends (`None`) a fault of the token endpoint.
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) -> Result<(), StateError> {
+        if let Some(f) = &fault {
+            f.validate().map_err(StateError::Invalid)?;
+        }
+        lock(&self.world).token_settings.fault = fault;
         Ok(())
     }
 
