@@ -63,6 +63,14 @@ pub enum Output {
 
 /// Exit codes: 0 healthy, 1 not healthy, 2 health unknown (the error is on stderr).
 pub async fn run(args: Args) -> i32 {
+    let overrides =
+        match EndpointOverrides::new(args.arm_endpoint.clone(), args.authority_host.clone()) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
     let policy = HealthPolicy {
         min_healthy_percent: args.min_healthy_percent,
         expected_power_states: if args.expected_power_states.is_empty() {
@@ -72,7 +80,7 @@ pub async fn run(args: Args) -> i32 {
         },
         require_vm_agent: !args.no_vm_agent,
     };
-    let (pages, name) = match load(&args).await {
+    let (pages, name) = match load(&args, overrides).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
@@ -109,7 +117,7 @@ pub async fn run(args: Args) -> i32 {
     if fleet.policy_met { 0 } else { 1 }
 }
 
-async fn load(args: &Args) -> Result<(ListPages, String), String> {
+async fn load(args: &Args, overrides: EndpointOverrides) -> Result<(ListPages, String), String> {
     if !args.from_file.is_empty() {
         let mut pages = Vec::new();
         for path in &args.from_file {
@@ -137,10 +145,7 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
     let poller = Poller::new(
         ArmClient::new(http.clone(), Limits::default()),
         http,
-        EndpointOverrides {
-            arm: args.arm_endpoint.clone(),
-            authority: args.authority_host.clone(),
-        },
+        overrides,
     );
     let target = ScaleSetRef {
         subscription_id: subscription.clone(),

@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log_level)?;
+    let overrides = EndpointOverrides::new(args.arm_endpoint.clone(), args.authority_host.clone())?;
     let client = kube::Client::try_default().await?;
     let http = azure::http_client(args.ca_file.as_deref())?;
     let metrics = Arc::new(Metrics::default());
@@ -152,10 +153,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let poller = Poller::new(
         ArmClient::new(http.clone(), Limits::default()).with_observer(metrics.clone()),
         http,
-        EndpointOverrides {
-            arm: args.arm_endpoint.clone(),
-            authority: args.authority_host.clone(),
-        },
+        overrides,
     );
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -65,6 +65,16 @@ struct CredentialKey {
     principal: Option<(String, String, u64)>,
 }
 
+impl CredentialKey {
+    /// Who the credential signs in as, without its secret: ARM throttles per principal.
+    fn principal_name(&self) -> String {
+        match &self.principal {
+            Some((tenant, client, _)) => format!("{tenant}/{client}"),
+            None => "ambient".into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PollKey {
     arm: String,
@@ -171,11 +181,12 @@ impl Poller {
         source: &CredentialSource,
         key: CredentialKey,
     ) -> Result<ListPages, PollError> {
+        let principal = key.principal_name();
         let credential = self.credential(endpoints, source, key)?;
         let (arm, scope) = (&endpoints.arm, endpoints.scope.as_str());
         let uniform = self
             .arm
-            .list_instance_views(arm, target, credential.as_ref(), scope)
+            .list_instance_views(arm, target, credential.as_ref(), &principal, scope)
             .await;
         let flexible = match &uniform {
             Ok(pages) => pages
@@ -192,7 +203,7 @@ impl Poller {
         if flexible {
             return Ok(self
                 .arm
-                .list_flexible_instance_views(arm, target, credential.as_ref(), scope)
+                .list_flexible_instance_views(arm, target, credential.as_ref(), &principal, scope)
                 .await?);
         }
         Ok(uniform?)

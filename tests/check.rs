@@ -224,3 +224,68 @@ fn flags_spell_clouds_and_power_states_like_the_crd() {
         "{reasons}"
     );
 }
+
+#[test]
+fn http_endpoints_are_refused_at_startup_by_check_and_run() {
+    // Should either be accepted, requests would go only to loopback: a client secret in the
+    // environment (the ambient credential then signs in at the authority, not at an IMDS) and
+    // nothing listening on port 1.
+    let with_env = |mut cmd: Command| {
+        cmd.env("AZURE_TENANT_ID", "0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b")
+            .env("AZURE_CLIENT_ID", "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e")
+            .env("AZURE_CLIENT_SECRET", "s3cret")
+            .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("runs")
+    };
+    let target = [
+        "--subscription",
+        "00000000-0000-0000-0000-0000000000aa",
+        "--resource-group",
+        "rg",
+        "--scale-set",
+        "web",
+    ];
+    for (flags, named) in [
+        (
+            [
+                "--arm-endpoint",
+                "http://127.0.0.1:1/",
+                "--authority-host",
+                "https://127.0.0.1:1/",
+            ],
+            "--arm-endpoint",
+        ),
+        (
+            [
+                "--arm-endpoint",
+                "https://127.0.0.1:1/",
+                "--authority-host",
+                "http://127.0.0.1:1/",
+            ],
+            "--authority-host",
+        ),
+    ] {
+        let mut check = bin();
+        check.args(target).args(flags);
+        let out = with_env(check);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("must be an https:// URL"),
+            "{stderr}"
+        );
+
+        let mut run = Command::new(env!("CARGO_BIN_EXE_scaleset-watch"));
+        run.args(["run", "--http-addr", "127.0.0.1:0"]).args(flags);
+        let out = with_env(run);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("must be an https:// URL"),
+            "refused before anything else is tried: {stderr}"
+        );
+    }
+}
