@@ -508,7 +508,11 @@ async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
         (429, OutageBody::Entra),
         (502, OutageBody::Html),
     ] {
-        let outage = TokenOutage { status, body };
+        let outage = TokenOutage {
+            status,
+            body,
+            retry_after: None,
+        };
         env.sim.set_token_outage(Some(outage)).expect("outage set");
         let err = poll(&poller, "workers").await.expect_err("no token");
         assert_eq!(err.reason(), "AzureUnavailable", "{status} {body:?}: {err}");
@@ -877,4 +881,29 @@ async fn bytes_per_listing_are_capped() {
     });
     let pages = poll(&roomy, "faulty").await.expect("fits");
     assert_eq!(pages.vms().expect("parse").len(), 5);
+}
+
+#[tokio::test]
+async fn a_sign_in_outage_asking_to_wait_a_day_does_not_hold_the_poll() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    env.sim
+        .set_token_outage(Some(TokenOutage {
+            status: 503,
+            body: OutageBody::Entra,
+            retry_after: Some("86400".into()),
+        }))
+        .expect("outage set");
+    // The SDK's retry policy would sleep for a day before its next attempt; the poll must
+    // end with the outage, not hang (the bound only guards against that hang).
+    let err = tokio::time::timeout(Duration::from_secs(120), poll(&poller, "workers"))
+        .await
+        .expect("the poll ends")
+        .expect_err("no token");
+    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    let tokens = env.sim.request_stats().tokens.count;
+    assert!(
+        (2..=4).contains(&tokens),
+        "the SDK's few quick retries, no more: {tokens}"
+    );
 }

@@ -14,8 +14,9 @@
 //!   - `GET /_sim/healthz`;
 //!   - `GET /_sim/requests` ([`RequestStats`]), `POST /_sim/requests/reset`;
 //!   - `POST /_sim/tokens/expire`: every token issued so far expires;
-//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503, body: entra|html}`
-//!     (429 or 5xx) every token request fails so until the outage is deleted;
+//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503, body: entra|html,
+//!     retryAfter?}` (429 or 5xx) every token request fails so until the outage
+//!     is deleted;
 //!   - `PUT|DELETE /_sim/tokens/fault`: with `{redirect: {status: 307, to: URL}}`
 //!     or `{answer: {...}}` every token request is redirected, or answered 200
 //!     with that body, until the fault is deleted;

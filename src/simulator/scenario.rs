@@ -8,7 +8,8 @@
 //!   lifetimeSeconds: 3599            # expires_in of issued access tokens
 //!   errorDescriptionLineBreaks: true # Entra puts "\r\nTrace ID: ..." in error_description
 //!   outage: {status: 503, body: entra} # optional: every token request fails so
-//!                                    # (429 or 5xx; body entra (JSON) or html)
+//!                                    # (429 or 5xx; body entra (JSON) or html;
+//!                                    # retryAfter: sent verbatim as Retry-After)
 //!   fault: {answer: {}}              # optional: a broken sign-in service (see below)
 //! rateLimits:
 //!   enforce: false                   # true: answer 429 when a budget below runs out
@@ -221,6 +222,9 @@ pub struct TokenOutage {
     pub status: u16,
     #[serde(default)]
     pub body: OutageBody,
+    /// Sent verbatim as `Retry-After` (seconds, an HTTP date, anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
 }
 
 /// What a failing token request's body is.
@@ -236,6 +240,13 @@ pub enum OutageBody {
 
 impl TokenOutage {
     pub fn validate(&self) -> Result<(), String> {
+        if self
+            .retry_after
+            .as_deref()
+            .is_some_and(|h| axum::http::HeaderValue::from_str(h).is_err())
+        {
+            return Err("tokens.outage.retryAfter must be a valid header value".into());
+        }
         match self.status {
             429 | 500..=599 => Ok(()),
             other => Err(format!(

@@ -64,10 +64,15 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
         (settings.outage.clone(), settings.fault.clone())
     };
     let path = format!("/{tenant}/oauth2/v2.0/token");
-    let resp = match outage {
+    let retry_after = outage
+        .as_ref()
+        .and_then(|o| o.retry_after.as_deref())
+        .and_then(|v| HeaderValue::from_str(v).ok());
+    let mut resp = match outage {
         Some(TokenOutage {
             status,
             body: OutageBody::Html,
+            ..
         }) => {
             // A gateway's error page: no JSON at all.
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -90,6 +95,9 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
             }
         },
     };
+    if let Some(v) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     app.state.record_token_outcome(resp.status().is_success());
     app.state
         .record_response("POST", &path, RequestKind::Token, resp.status().as_u16());
