@@ -400,8 +400,9 @@ pub enum StatusWrite {
 ///
 /// Neither server-side apply nor a merge patch can do that for a custom resource's status:
 /// the status strategy copies the stored object's metadata over the request's, so a
-/// `metadata.uid` in the body is silently ignored. A JSON patch's `test` operation runs on
-/// the stored object inside the same compare-and-swap as the write. Replacing `/status` as a
+/// `metadata.uid` in the body is silently ignored (kube-apiserver 1.34 writes such a patch to
+/// the new object). A JSON patch's `test` operation runs on the stored object inside the same
+/// compare-and-swap as the write, and a failed test is answered 422. Replacing `/status` as a
 /// whole also removes fields left out now (say, an emptied `unhealthyInstances`), as the
 /// server-side apply this replaced did; only this controller writes the status.
 pub async fn patch_status(
@@ -425,16 +426,16 @@ pub async fn patch_status(
         .await
     {
         Ok(_) => Ok(StatusWrite::Written),
-        Err(kube::Error::Api(e)) if e.code == 404 || is_uid_test_failure(&e) => {
-            Ok(StatusWrite::Gone)
-        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(StatusWrite::Gone),
+        // A failed `test` is a bare 422 ("the server rejected our request due to an error in
+        // our request", no details); an invalid status is a 422 too. Look, rather than read
+        // the words.
+        Err(kube::Error::Api(e)) if e.code == 422 => match api.get_opt(&name).await? {
+            Some(current) if current.meta().uid == watch.meta().uid => Err(kube::Error::Api(e)),
+            _ => Ok(StatusWrite::Gone),
+        },
         Err(e) => Err(e),
     }
-}
-
-/// The API server answers a failed JSON patch `test` with 422 and the jsonpatch library's words.
-fn is_uid_test_failure(e: &kube::core::Status) -> bool {
-    e.code == 422 && e.message.contains("/metadata/uid")
 }
 
 fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> Action {
