@@ -99,7 +99,8 @@ pub async fn run(args: Args) -> i32 {
         scale_set: &name,
         min_healthy_percent: policy.min_healthy_percent,
     };
-    let status = status::next_status(None, &outcome, None, jiff::Timestamp::now());
+    // No watch, so no target to track.
+    let status = status::next_status(None, &outcome, None, None, jiff::Timestamp::now());
     let rendered = match args.output {
         Output::Table => Ok(table(&name, &status)),
         Output::Json => serde_json::to_string_pretty(&status)

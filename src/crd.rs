@@ -19,6 +19,10 @@ const SCALE_SET_PATTERN: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9_])?$";
 const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 /// ARM api-versions look like `2024-07-01` or `2024-07-01-preview`.
 const API_VERSION_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$";
+/// A Secret's name is a DNS subdomain (RFC 1123): lowercase alphanumeric labels joined by '.',
+/// with '-' inside a label. Refusing anything else keeps names such as `../x` out of API paths.
+const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// The api-version sent when the spec names none: a current stable Compute version.
 pub const DEFAULT_API_VERSION: &str = "2024-11-01";
@@ -137,8 +141,8 @@ pub struct Credentials {
 /// A reference to a Secret in the same namespace.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SecretReference {
-    /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the Secret: a DNS subdomain name (lowercase letters, digits, '-' and '.', at most 253).
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
 }
 
@@ -202,6 +206,12 @@ pub struct ScaleSetWatchStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// What the counts describe: cloud/subscription/resourceGroup/scaleSet and the credentials
+    /// used. When the spec names another target, the counts of the old one are cleared rather
+    /// than shown under the new one until it is polled successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+
     /// Healthy and total instances as "healthy/total", for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -214,15 +224,17 @@ pub struct ScaleSetWatchStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_percent: Option<u8>,
 
-    /// Totals per platform fault domain.
+    /// Totals per platform fault domain (the first 32 domains).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault_domains: Vec<DomainHealth>,
 
-    /// Totals per platform update domain.
+    /// Totals per platform update domain (the first 32 domains).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub update_domains: Vec<DomainHealth>,
 
-    /// Unhealthy instances and why, at most 50 (see unhealthyInstancesOmitted).
+    /// Unhealthy instances and why, at most 50 (see unhealthyInstancesOmitted); fewer when their
+    /// reasons would make the status too large. Each reason is at most 512 bytes, and an
+    /// instance lists at most 8.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unhealthy_instances: Vec<UnhealthyInstance>,
 
@@ -334,6 +346,37 @@ fn unwrap_descriptions(value: &mut serde_json::Value) {
     }
 }
 
+impl Cloud {
+    /// The name the CRD uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AzurePublic => "AzurePublic",
+            Self::AzureChina => "AzureChina",
+            Self::AzureUSGovernment => "AzureUSGovernment",
+        }
+    }
+}
+
+/// An RFC 1123 label, as namespace names are: 1-63 lowercase letters, digits and '-', starting
+/// and ending with a letter or digit.
+pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_rfc1123_label(s)
+}
+
+/// An RFC 1123 subdomain, as Secret names are: exactly what `DNS_SUBDOMAIN_PATTERN` and the
+/// length limit admit (Kubernetes does not limit the length of one label here).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_rfc1123_label)
+}
+
+fn is_rfc1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.iter().all(|c| edge(c) || *c == b'-')
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+}
+
 impl std::str::FromStr for Cloud {
     type Err = String;
 
@@ -432,6 +475,25 @@ mod tests {
             committed == generated,
             "crds/scalesetwatches.yaml is stale: run `cargo run -q -- crd > crds/scalesetwatches.yaml`"
         );
+    }
+
+    #[test]
+    fn secret_names_must_be_dns_subdomains_and_the_schema_says_so() {
+        for ok in ["sp", "azure-sp", "a.b-c.d", "0", &"a".repeat(253)] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        let too_long = "a".repeat(254);
+        for bad in [
+            "", "../x", "..", "x/y", "Upper", "-x", "x-", "a..b", ".x", "x.", "sp%2F", &too_long,
+        ] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+        assert!(is_dns_label("scaleset-watch") && !is_dns_label(&"a".repeat(64)));
+        let crd = serde_json::to_value(ScaleSetWatch::crd()).expect("CRD");
+        let name = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["credentials"]["properties"]["secretRef"]["properties"]["name"];
+        assert_eq!(name["pattern"], DNS_SUBDOMAIN_PATTERN);
+        assert_eq!(name["maxLength"], 253);
     }
 
     #[test]

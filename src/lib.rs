@@ -4,6 +4,7 @@
 //! endpoints and credentials; `health` and `status` are the pure judgement; `poller` shares
 //! fetches between watches; `reconciler` ties them to Kubernetes; `simulator` stands in for Azure.
 
+pub mod ambient;
 pub mod arm;
 pub mod azure;
 pub mod check;

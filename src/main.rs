@@ -1,6 +1,7 @@
 //! Binary wiring: command line, logging, and the long-running controller process.
 
 use clap::{Parser, Subcommand};
+use scaleset_watch::ambient::AmbientPolicy;
 use scaleset_watch::arm::client::{ArmClient, Limits};
 use scaleset_watch::azure::{self, EndpointOverrides};
 use scaleset_watch::crd::Cloud;
@@ -62,6 +63,15 @@ struct RunArgs {
     /// Whether ScaleSetWatches may name a Secret with their own credentials.
     #[arg(long, env = "SSW_ALLOW_SECRET_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
     allow_secret_credentials: bool,
+    /// Namespaces whose ScaleSetWatches without credentials may use the controller's own Azure
+    /// identity: comma-separated, `*` for all, empty for none. Default: the controller's own
+    /// namespace (POD_NAMESPACE) only.
+    #[arg(long, env = "SSW_AMBIENT_NAMESPACES")]
+    ambient_namespaces: Option<String>,
+    /// Subscription IDs the controller's own Azure identity may be used for: comma-separated,
+    /// `*` (the default) for all, empty for none.
+    #[arg(long, env = "SSW_AMBIENT_SUBSCRIPTIONS")]
+    ambient_subscriptions: Option<String>,
     /// Elect a leader through a Lease, so that several replicas are safe.
     #[arg(long, env = "SSW_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -128,6 +138,12 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log_level)?;
     let overrides = EndpointOverrides::new(args.arm_endpoint.clone(), args.authority_host.clone())?;
+    let ambient = AmbientPolicy::from_flags(
+        args.ambient_namespaces.as_deref(),
+        args.ambient_subscriptions.as_deref(),
+        &args.lease_namespace,
+    )?;
+    info!(policy = %ambient, "the controller's own Azure identity serves watches in");
     let client = kube::Client::try_default().await?;
     let http = azure::http_client(args.ca_file.as_deref())?;
     let metrics = Arc::new(Metrics::default());
@@ -155,17 +171,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         http,
         overrides,
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        poller,
-        metrics,
-        kube::runtime::events::Reporter {
-            controller: "scaleset-watch".into(),
-            instance: Some(identity.clone()),
-        },
-        args.cloud,
-        args.allow_secret_credentials,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            poller,
+            metrics,
+            kube::runtime::events::Reporter {
+                controller: "scaleset-watch".into(),
+                instance: Some(identity.clone()),
+            },
+            args.cloud,
+            args.allow_secret_credentials,
+        )
+        .with_ambient_policy(ambient),
+    );
     let scope = Scope {
         namespace: args.namespace.clone(),
         label_selector: args.label_selector.clone(),

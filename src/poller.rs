@@ -20,6 +20,9 @@ pub enum PollError {
         "credentials from Secrets are disabled in this installation (secretCredentials.enabled=false)"
     )]
     SecretCredentialsDisabled,
+    /// The watch may not use the controller's own identity (see `crate::ambient`).
+    #[error("{0}")]
+    CredentialsNotAllowed(String),
     #[error("{0}")]
     CredentialSetup(String),
     #[error(transparent)]
@@ -30,7 +33,9 @@ impl PollError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::CredentialsNotFound(_) => "CredentialsNotFound",
-            Self::SecretCredentialsDisabled => "CredentialsNotAllowed",
+            Self::SecretCredentialsDisabled | Self::CredentialsNotAllowed(_) => {
+                "CredentialsNotAllowed"
+            }
             Self::CredentialSetup(_) => "AuthenticationFailed",
             Self::Arm(e) => e.reason(),
         }

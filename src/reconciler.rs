@@ -1,5 +1,6 @@
 //! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
 
+use crate::ambient::AmbientPolicy;
 use crate::arm::client::{ArmError, ScaleSetRef};
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
@@ -43,6 +44,8 @@ pub struct Context {
     /// The cloud of watches that name none.
     pub default_cloud: Cloud,
     pub allow_secret_credentials: bool,
+    /// Which watches without credentials may use the controller's own identity.
+    pub ambient: AmbientPolicy,
     /// Consecutive failed polls per watch, for backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -63,8 +66,14 @@ impl Context {
             metrics,
             default_cloud,
             allow_secret_credentials,
+            ambient: AmbientPolicy::default(),
             failures: Mutex::default(),
         }
+    }
+
+    pub fn with_ambient_policy(mut self, ambient: AmbientPolicy) -> Self {
+        self.ambient = ambient;
+        self
     }
 }
 
@@ -169,11 +178,13 @@ async fn reconcile_inner(
     let generation = watch.meta().generation;
     let interval = spec.interval();
     let key = (namespace.to_owned(), name.to_owned());
+    let target_id = status::target_of(spec, ctx.default_cloud);
 
     if spec.suspend {
         let next = status::next_status(
             prev,
             &Outcome::Suspended,
+            Some(&target_id),
             generation,
             jiff::Timestamp::now(),
         );
@@ -216,7 +227,7 @@ async fn reconcile_inner(
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key);
             (
-                status::next_status(prev, &outcome, generation, now),
+                status::next_status(prev, &outcome, Some(&target_id), generation, now),
                 Action::requeue(jittered(interval)),
                 None,
             )
@@ -234,7 +245,7 @@ async fn reconcile_inner(
                 message: e.to_string(),
             };
             (
-                status::next_status(prev, &outcome, generation, now),
+                status::next_status(prev, &outcome, Some(&target_id), generation, now),
                 Action::requeue(jittered(retry_delay(interval, failures, e))),
                 Some(e.reason()),
             )
@@ -276,12 +287,22 @@ async fn credential_source(
     namespace: &str,
 ) -> Result<CredentialSource, PollError> {
     let Some(creds) = &spec.credentials else {
+        ctx.ambient
+            .check(namespace, &spec.subscription_id)
+            .map_err(PollError::CredentialsNotAllowed)?;
         return Ok(CredentialSource::Ambient);
     };
     if !ctx.allow_secret_credentials {
         return Err(PollError::SecretCredentialsDisabled);
     }
     let secret_name = &creds.secret_ref.name;
+    // The schema refuses such names; a watch stored before it did must not reach the API path.
+    if !crate::crd::is_dns_subdomain(secret_name) {
+        return Err(PollError::CredentialsNotFound(format!(
+            "spec.credentials.secretRef.name {:?} is not a valid Secret name",
+            status::truncate(secret_name, 300)
+        )));
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = match secrets.get_opt(secret_name).await {
         Ok(Some(s)) => s,
@@ -327,24 +348,18 @@ async fn write_status(
     let namespace = watch.namespace().unwrap_or_default();
     let name = watch.name_any();
     let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Server-side apply, not a merge patch: a field this manager set before and leaves out now
-    // (say, an emptied unhealthyInstances) is removed instead of lingering.
-    let patch = serde_json::json!({
-        "apiVersion": ScaleSetWatch::api_version(&()),
-        "kind": ScaleSetWatch::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::PatchStatus {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let written = patch_status(&api, watch, next)
+        .await
+        .map_err(|source| Error::PatchStatus {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    if written == StatusWrite::Gone {
+        // Its successor, if any, has a reconcile of its own.
+        info!("the ScaleSetWatch was deleted or replaced during the poll; its status is dropped");
+        return Ok(());
+    }
     for t in status::transitions(prev, next) {
         info!(condition = %t.type_, from = ?t.from, to = %t.to, reason = %t.reason, "condition changed");
         let (type_, reason) = match (t.type_.as_str(), t.to.as_str()) {
@@ -357,7 +372,10 @@ async fn write_status(
         let event = Event {
             type_,
             reason: reason.into(),
-            note: Some(truncate(&format!("{}: {}", t.reason, t.message), 1000)),
+            note: Some(status::truncate(
+                &format!("{}: {}", t.reason, t.message),
+                1000,
+            )),
             action: "Poll".into(),
             secondary: None,
         };
@@ -368,15 +386,56 @@ async fn write_status(
     Ok(())
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
+/// How a status write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusWrite {
+    Written,
+    /// The object read is gone: deleted, or deleted and created again under the same name.
+    /// What was computed for it is not the new object's status.
+    Gone,
+}
+
+/// Replaces the status of exactly the object `watch` (the same UID), never of another
+/// ScaleSetWatch created under its name since it was read.
+///
+/// Neither server-side apply nor a merge patch can do that for a custom resource's status:
+/// the status strategy copies the stored object's metadata over the request's, so a
+/// `metadata.uid` in the body is silently ignored (kube-apiserver 1.34 writes such a patch to
+/// the new object). A JSON patch's `test` operation runs on the stored object inside the same
+/// compare-and-swap as the write, and a failed test is answered 422. Replacing `/status` as a
+/// whole also removes fields left out now (say, an emptied `unhealthyInstances`), as the
+/// server-side apply this replaced did; only this controller writes the status.
+pub async fn patch_status(
+    api: &Api<ScaleSetWatch>,
+    watch: &ScaleSetWatch,
+    status: &ScaleSetWatchStatus,
+) -> Result<StatusWrite, kube::Error> {
+    let name = watch.name_any();
+    let uid = watch.meta().uid.clone().unwrap_or_default();
+    let ops = serde_json::json!([
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "add", "path": "/status", "value": status},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch_status(&name, &params, &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => Ok(StatusWrite::Written),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(StatusWrite::Gone),
+        // A failed `test` is a bare 422 ("the server rejected our request due to an error in
+        // our request", no details); an invalid status is a 422 too. Look, rather than read
+        // the words.
+        Err(kube::Error::Api(e)) if e.code == 422 => match api.get_opt(&name).await? {
+            Some(current) if current.meta().uid == watch.meta().uid => Err(kube::Error::Api(e)),
+            _ => Ok(StatusWrite::Gone),
+        },
+        Err(e) => Err(e),
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -1,6 +1,6 @@
 //! From one poll's outcome and the previous status to the next status. Pure: no clock, no I/O.
 
-use crate::crd::{ScaleSetWatchStatus, UnhealthyInstance};
+use crate::crd::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance};
 use crate::health::FleetHealth;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
@@ -12,6 +12,26 @@ pub const DEGRADED: &str = "Degraded";
 /// `lastPollTime` is refreshed at least this often while nothing else changes, so that a
 /// steady fleet costs one status write per heartbeat instead of one per poll.
 pub const HEARTBEAT: Duration = Duration::from_secs(300);
+
+// Bounds on what Azure can make the status hold, whatever it returns. A status that etcd or the
+// API server refuses can never be written again: it freezes, perhaps still saying Healthy.
+
+/// One reason of one instance (ARM's extension messages can be megabytes).
+pub const MAX_REASON_BYTES: usize = 512;
+/// Reasons listed per instance; the last one then says how many more there were.
+pub const MAX_REASONS_PER_INSTANCE: usize = 8;
+/// An instance ID (a number, or a VM name of at most 64 characters, from a sane ARM).
+pub const MAX_INSTANCE_ID_BYTES: usize = 128;
+/// Fault or update domains listed (Azure has at most 5 fault and 20 update domains).
+pub const MAX_DOMAINS: usize = 32;
+/// A condition's message (Kubernetes refuses more than 32768 bytes).
+pub const MAX_CONDITION_MESSAGE_BYTES: usize = 4096;
+/// The part of a failed poll's message that comes from Azure or Entra.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+/// The whole status, serialized as JSON. Listed instances are dropped from the end (and
+/// counted in unhealthyInstancesOmitted) until it fits; everything else is bounded above, so
+/// that always suffices.
+pub const MAX_STATUS_BYTES: usize = 128 * 1024;
 
 /// What one reconcile found out.
 #[derive(Debug, Clone)]
@@ -39,15 +59,23 @@ pub struct Transition {
     pub message: String,
 }
 
+/// The next status. `target` (see [`target_of`]) names what this reconcile polled; `None`
+/// (the `check` command) tracks no target.
 pub fn next_status(
     prev: Option<&ScaleSetWatchStatus>,
     outcome: &Outcome<'_>,
+    target: Option<&str>,
     generation: Option<i64>,
     now: jiff::Timestamp,
 ) -> ScaleSetWatchStatus {
     let mut next = prev.cloned().unwrap_or_default();
     next.observed_generation = generation;
-    let c = &mut next.conditions;
+    if !matches!(outcome, Outcome::Polled { .. }) {
+        forget_another_targets_counts(&mut next, target, generation, now);
+    }
+    if let Some(t) = target {
+        next.target = Some(t.to_owned());
+    }
     match outcome {
         Outcome::Polled {
             health,
@@ -62,6 +90,8 @@ pub fn next_status(
             next.update_domains = health.update_domains.clone();
             next.unhealthy_instances = health.unhealthy.clone();
             next.unhealthy_instances_omitted = health.unhealthy_omitted;
+            bound_lists(&mut next);
+            let c = &mut next.conditions;
             set(
                 c,
                 READY,
@@ -120,38 +150,50 @@ pub fn next_status(
                     DEGRADED,
                     true,
                     "InstancesUnhealthy",
-                    degraded_message(counts.unhealthy, &health.unhealthy),
+                    degraded_message(counts.unhealthy, &next.unhealthy_instances),
                     generation,
                     now,
                 );
             }
         }
         Outcome::Failed { reason, message } => {
-            let message = match prev.and_then(|p| p.last_poll_time.as_ref()) {
+            let message = truncate(message, MAX_ERROR_MESSAGE_BYTES);
+            let message = match next.last_poll_time.as_ref() {
                 Some(t) if next.instances.is_some() => {
                     format!(
                         "{message}. Counts are from the last successful poll at {}",
                         t.0
                     )
                 }
-                _ => message.clone(),
+                _ => message,
             };
+            let c = &mut next.conditions;
             set(c, READY, false, reason, message, generation, now);
             unknown_unless_known(c, generation, now);
         }
         Outcome::Suspended => {
+            let message = if next.instances.is_some() {
+                "Polling is suspended (spec.suspend is true); counts are from the last poll"
+            } else {
+                "Polling is suspended (spec.suspend is true)"
+            };
+            let c = &mut next.conditions;
             set(
                 c,
                 READY,
                 false,
                 "Suspended",
-                "Polling is suspended (spec.suspend is true); counts are from the last poll".into(),
+                message.into(),
                 generation,
                 now,
             );
             unknown_unless_known(c, generation, now);
         }
     }
+
+    // Also bounds what an older version of the controller wrote.
+    bound_lists(&mut next);
+    fit_budget(&mut next);
 
     // lastPollTime moves when anything else did, or when the heartbeat is due.
     if let Outcome::Polled { .. } = outcome {
@@ -206,6 +248,19 @@ fn set(
     now: jiff::Timestamp,
 ) {
     let status = if status { "True" } else { "False" };
+    set_status(conditions, type_, status, reason, message, generation, now);
+}
+
+fn set_status(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    let message = truncate(&message, MAX_CONDITION_MESSAGE_BYTES);
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {
@@ -225,6 +280,149 @@ fn set(
             observed_generation: generation,
         }),
     }
+}
+
+/// What a watch's counts describe: the scale set, where it lives, and whose identity reads it.
+/// Secret contents are not part of it (a rotated secret still reads the same scale set).
+pub fn target_of(spec: &ScaleSetWatchSpec, default_cloud: Cloud) -> String {
+    let credentials = match &spec.credentials {
+        Some(c) => format!("Secret {}", c.secret_ref.name),
+        None => "controller identity".to_owned(),
+    };
+    format!(
+        "{}/{}/{}/{} ({credentials})",
+        spec.cloud.unwrap_or(default_cloud).as_str(),
+        spec.subscription_id,
+        spec.resource_group,
+        spec.scale_set_name
+    )
+}
+
+/// Azure compares names case-insensitively; Kubernetes names are lowercase anyway.
+fn same_target(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// When the spec names another target than the counts describe, and this reconcile brought no
+/// new counts, the old counts must not stand for the new target: they go, and Healthy and
+/// Degraded become Unknown until the new target is polled.
+fn forget_another_targets_counts(
+    next: &mut ScaleSetWatchStatus,
+    target: Option<&str>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    let Some(target) = target else { return };
+    let before = match next.target.as_deref() {
+        Some(before) if same_target(before, target) => return,
+        Some(before) => before.to_owned(),
+        // Counts written before targets were recorded may be of anything.
+        None if next.instances.is_some() => "an unrecorded target".to_owned(),
+        None => return,
+    };
+    next.summary = None;
+    next.instances = None;
+    next.healthy_percent = None;
+    next.fault_domains.clear();
+    next.update_domains.clear();
+    next.unhealthy_instances.clear();
+    next.unhealthy_instances_omitted = 0;
+    next.last_poll_time = None;
+    let message = format!(
+        "The spec now names {target}, which has not been polled successfully yet; the counts of {before} were cleared"
+    );
+    for type_ in [HEALTHY, DEGRADED] {
+        set_status(
+            &mut next.conditions,
+            type_,
+            "Unknown",
+            "TargetChanged",
+            message.clone(),
+            generation,
+            now,
+        );
+    }
+}
+
+/// Bounds every list and string of the status that Azure fills (see the `MAX_*` constants).
+/// Idempotent, so that an unchanged fleet gives an unchanged status.
+fn bound_lists(status: &mut ScaleSetWatchStatus) {
+    status.fault_domains.truncate(MAX_DOMAINS);
+    status.update_domains.truncate(MAX_DOMAINS);
+    let listed = status.unhealthy_instances.len();
+    status
+        .unhealthy_instances
+        .truncate(crate::crd::MAX_LISTED_UNHEALTHY);
+    let dropped = listed - status.unhealthy_instances.len();
+    status.unhealthy_instances_omitted = status
+        .unhealthy_instances_omitted
+        .saturating_add(u32::try_from(dropped).unwrap_or(u32::MAX));
+    for u in &mut status.unhealthy_instances {
+        u.instance_id = truncate(&u.instance_id, MAX_INSTANCE_ID_BYTES);
+        if u.reasons.len() > MAX_REASONS_PER_INSTANCE {
+            let kept = MAX_REASONS_PER_INSTANCE - 1;
+            let more = u.reasons.len() - kept;
+            u.reasons.truncate(kept);
+            u.reasons.push(format!("and {more} more reasons"));
+        }
+        for r in &mut u.reasons {
+            *r = truncate(r, MAX_REASON_BYTES);
+        }
+    }
+    for c in &mut status.conditions {
+        c.message = truncate(&c.message, MAX_CONDITION_MESSAGE_BYTES);
+    }
+}
+
+/// Drops listed instances from the end until the serialized status fits [`MAX_STATUS_BYTES`].
+fn fit_budget(status: &mut ScaleSetWatchStatus) {
+    // Room for what changes while dropping (the omitted count appearing or growing by a digit)
+    // and after (lastPollTime being set).
+    const SLACK: usize = 128;
+    let mut size = json_len(status);
+    while size.saturating_add(SLACK) > MAX_STATUS_BYTES {
+        let Some(dropped) = status.unhealthy_instances.pop() else {
+            break;
+        };
+        size = size.saturating_sub(json_len(&dropped).saturating_add(1));
+        status.unhealthy_instances_omitted = status.unhealthy_instances_omitted.saturating_add(1);
+    }
+}
+
+/// The length of `value` serialized as JSON, without keeping the bytes.
+pub fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and these types always serialize; should one ever
+    // fail, it counts as too large.
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// At most `max` bytes, cut on a character boundary and ending in "…" when cut, so that
+/// truncating again changes nothing.
+pub fn truncate(s: &str, max: usize) -> String {
+    const ELLIPSIS: &str = "…";
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let ellipsis = if max >= ELLIPSIS.len() { ELLIPSIS } else { "" };
+    let mut end = max - ellipsis.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &s[..end])
 }
 
 /// Ready and Healthy conditions whose status differs between `prev` and `next`.
@@ -255,6 +453,18 @@ pub fn transitions(
 mod tests {
     use super::*;
     use crate::crd::InstanceCounts;
+
+    const TARGET: &str = "AzurePublic/s/rg/web (controller identity)";
+
+    /// The next status of a watch whose target stays [`TARGET`].
+    fn next(
+        prev: Option<&ScaleSetWatchStatus>,
+        outcome: &Outcome<'_>,
+        generation: Option<i64>,
+        now: jiff::Timestamp,
+    ) -> ScaleSetWatchStatus {
+        next_status(prev, outcome, Some(TARGET), generation, now)
+    }
 
     fn t(secs: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_800_000_000 + secs).expect("valid time")
@@ -300,7 +510,7 @@ mod tests {
     #[test]
     fn first_successful_poll_sets_everything() {
         let f = fleet(3, 4, 100);
-        let s = next_status(None, &polled(&f, 100), Some(2), t(0));
+        let s = next(None, &polled(&f, 100), Some(2), t(0));
         assert_eq!(s.summary.as_deref(), Some("3/4"));
         assert_eq!(s.observed_generation, Some(2));
         assert_eq!(s.last_poll_time, Some(Time(t(0))));
@@ -319,7 +529,7 @@ mod tests {
     #[test]
     fn min_healthy_met_but_degraded() {
         let f = fleet(9, 10, 80);
-        let s = next_status(None, &polled(&f, 80), None, t(0));
+        let s = next(None, &polled(&f, 80), None, t(0));
         assert_eq!(cond(&s, HEALTHY).status, "True");
         assert_eq!(cond(&s, HEALTHY).reason, "MinHealthyMet");
         assert_eq!(cond(&s, DEGRADED).status, "True");
@@ -328,11 +538,11 @@ mod tests {
     #[test]
     fn all_healthy_and_empty() {
         let f = fleet(4, 4, 100);
-        let s = next_status(None, &polled(&f, 100), None, t(0));
+        let s = next(None, &polled(&f, 100), None, t(0));
         assert_eq!(cond(&s, HEALTHY).reason, "AllInstancesHealthy");
         assert_eq!(cond(&s, DEGRADED).status, "False");
         let e = fleet(0, 0, 100);
-        let s = next_status(None, &polled(&e, 100), None, t(0));
+        let s = next(None, &polled(&e, 100), None, t(0));
         assert_eq!(cond(&s, HEALTHY).reason, "NoInstances");
         assert_eq!(cond(&s, HEALTHY).status, "True");
     }
@@ -340,10 +550,10 @@ mod tests {
     #[test]
     fn unchanged_poll_changes_nothing_until_the_heartbeat() {
         let f = fleet(4, 4, 100);
-        let first = next_status(None, &polled(&f, 100), None, t(0));
-        let second = next_status(Some(&first), &polled(&f, 100), None, t(60));
+        let first = next(None, &polled(&f, 100), None, t(0));
+        let second = next(Some(&first), &polled(&f, 100), None, t(60));
         assert_eq!(second, first, "nothing to write one interval later");
-        let later = next_status(
+        let later = next(
             Some(&first),
             &polled(&f, 100),
             None,
@@ -361,8 +571,8 @@ mod tests {
         let good = fleet(4, 4, 100);
         let bad = fleet(3, 4, 100);
         let worse = fleet(2, 4, 100);
-        let s0 = next_status(None, &polled(&good, 100), None, t(0));
-        let s1 = next_status(Some(&s0), &polled(&bad, 100), None, t(60));
+        let s0 = next(None, &polled(&good, 100), None, t(0));
+        let s1 = next(Some(&s0), &polled(&bad, 100), None, t(60));
         assert_eq!(s1.last_poll_time, Some(Time(t(60))));
         assert_eq!(cond(&s1, HEALTHY).last_transition_time, Time(t(60)));
         assert_eq!(
@@ -370,7 +580,7 @@ mod tests {
             Time(t(0)),
             "Ready stayed True"
         );
-        let s2 = next_status(Some(&s1), &polled(&worse, 100), None, t(120));
+        let s2 = next(Some(&s1), &polled(&worse, 100), None, t(120));
         assert_eq!(
             cond(&s2, HEALTHY).last_transition_time,
             Time(t(60)),
@@ -396,8 +606,8 @@ mod tests {
     #[test]
     fn failed_poll_keeps_last_counts_and_says_so() {
         let f = fleet(4, 4, 100);
-        let ok = next_status(None, &polled(&f, 100), None, t(0));
-        let failed = next_status(
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let failed = next(
             Some(&ok),
             &Outcome::Failed {
                 reason: "Throttled",
@@ -428,7 +638,7 @@ mod tests {
 
     #[test]
     fn failure_before_any_poll_leaves_health_unknown() {
-        let s = next_status(
+        let s = next(
             None,
             &Outcome::Failed {
                 reason: "CredentialsNotFound",
@@ -447,9 +657,272 @@ mod tests {
     #[test]
     fn suspended_is_not_ready() {
         let f = fleet(4, 4, 100);
-        let ok = next_status(None, &polled(&f, 100), None, t(0));
-        let s = next_status(Some(&ok), &Outcome::Suspended, None, t(10));
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let s = next(Some(&ok), &Outcome::Suspended, None, t(10));
         assert_eq!(cond(&s, READY).reason, "Suspended");
         assert_eq!(s.instances, ok.instances);
+    }
+
+    /// `unhealthy` instances, each failing `extensions` extensions with `message_bytes`-byte
+    /// messages (multi-byte characters, so cuts must respect character boundaries), all listed.
+    fn broken_fleet(unhealthy: u32, extensions: usize, message_bytes: usize) -> FleetHealth {
+        let mut f = fleet(0, unhealthy, 100);
+        let message = "é".repeat(message_bytes / 2);
+        for u in &mut f.unhealthy {
+            u.reasons = (0..extensions)
+                .map(|e| format!("extension ext{e} failed: {message}"))
+                .collect();
+        }
+        f
+    }
+
+    fn assert_bounded(s: &ScaleSetWatchStatus) {
+        let bytes = serde_json::to_vec(s).expect("serializes");
+        assert!(
+            bytes.len() <= MAX_STATUS_BYTES,
+            "{} bytes > {MAX_STATUS_BYTES}",
+            bytes.len()
+        );
+        assert_eq!(json_len(s), bytes.len());
+        assert!(s.unhealthy_instances.len() <= crate::crd::MAX_LISTED_UNHEALTHY);
+        for u in &s.unhealthy_instances {
+            assert!(u.instance_id.len() <= MAX_INSTANCE_ID_BYTES);
+            assert!(
+                u.reasons.len() <= MAX_REASONS_PER_INSTANCE,
+                "{:?}",
+                u.reasons
+            );
+            for r in &u.reasons {
+                assert!(r.len() <= MAX_REASON_BYTES, "{} bytes", r.len());
+            }
+        }
+        for c in &s.conditions {
+            assert!(c.message.len() <= MAX_CONDITION_MESSAGE_BYTES);
+        }
+        assert!(s.fault_domains.len() <= MAX_DOMAINS && s.update_domains.len() <= MAX_DOMAINS);
+    }
+
+    #[test]
+    fn sixty_instances_with_three_20kb_extension_messages_give_a_bounded_status() {
+        let f = broken_fleet(60, 3, 20 * 1024);
+        let s = next(None, &polled(&f, 100), Some(1), t(0));
+        assert_bounded(&s);
+        assert_eq!(s.unhealthy_instances.len(), 50);
+        assert_eq!(s.unhealthy_instances_omitted, 10);
+        let reasons = &s.unhealthy_instances[0].reasons;
+        assert_eq!(reasons.len(), 3);
+        assert!(reasons[0].starts_with("extension ext0 failed: éé"));
+        assert!(reasons[0].ends_with('…'), "a cut reason says so");
+        assert_eq!(s.instances.as_ref().map(|i| i.unhealthy), Some(60));
+        assert!(
+            cond(&s, DEGRADED)
+                .message
+                .starts_with("60 unhealthy: 0 (extension ext0")
+        );
+    }
+
+    #[test]
+    fn too_many_long_reasons_drop_listed_instances_until_the_status_fits() {
+        let f = broken_fleet(50, 20, 20 * 1024);
+        let s = next(None, &polled(&f, 100), None, t(0));
+        assert_bounded(&s);
+        let listed = s.unhealthy_instances.len();
+        assert!(
+            listed < 50,
+            "8 reasons of 512 bytes for 50 instances do not fit"
+        );
+        assert!(listed > 20, "only as many are dropped as needed: {listed}");
+        assert_eq!(listed + s.unhealthy_instances_omitted as usize, 50);
+        let reasons = &s.unhealthy_instances[0].reasons;
+        assert_eq!(reasons.len(), MAX_REASONS_PER_INSTANCE);
+        assert_eq!(reasons[7], "and 13 more reasons");
+        // Kept instances are the first ones, so the list stays in instance-ID order.
+        assert_eq!(
+            s.unhealthy_instances[listed - 1].instance_id,
+            (listed - 1).to_string()
+        );
+    }
+
+    #[test]
+    fn hostile_ids_and_domains_are_bounded_too() {
+        let mut f = broken_fleet(60, 1, 10);
+        for u in &mut f.unhealthy {
+            u.instance_id = format!("{}{}", u.instance_id, "x".repeat(100_000));
+        }
+        f.fault_domains = (0..10_000)
+            .map(|d| crate::crd::DomainHealth {
+                domain: d,
+                total: 1,
+                unhealthy: 0,
+            })
+            .collect();
+        f.update_domains = f.fault_domains.clone();
+        let s = next(None, &polled(&f, 100), None, t(0));
+        assert_bounded(&s);
+        assert_eq!(s.fault_domains.len(), MAX_DOMAINS);
+        assert_eq!(s.fault_domains[0].domain, 0);
+    }
+
+    #[test]
+    fn bounding_is_stable_so_an_unchanged_broken_fleet_writes_nothing() {
+        let f = broken_fleet(50, 20, 20 * 1024);
+        let first = next(None, &polled(&f, 100), None, t(0));
+        let second = next(Some(&first), &polled(&f, 100), None, t(60));
+        assert_eq!(second, first);
+    }
+
+    #[test]
+    fn an_unbounded_status_from_an_older_version_is_bounded_by_the_next_failed_poll() {
+        let f = broken_fleet(60, 3, 20 * 1024);
+        let mut old = next(None, &polled(&f, 100), None, t(0));
+        old.unhealthy_instances = f.unhealthy.clone();
+        assert!(json_len(&old) > MAX_STATUS_BYTES);
+        let s = next(
+            Some(&old),
+            &Outcome::Failed {
+                reason: "Throttled",
+                message: "throttled".into(),
+            },
+            None,
+            t(60),
+        );
+        assert_bounded(&s);
+    }
+
+    #[test]
+    fn a_huge_error_message_is_cut_but_still_says_the_counts_are_old() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let failed = next(
+            Some(&ok),
+            &Outcome::Failed {
+                reason: "InvalidRequest",
+                message: "ü".repeat(100_000),
+            },
+            None,
+            t(60),
+        );
+        assert_bounded(&failed);
+        let message = &cond(&failed, READY).message;
+        assert!(
+            message.len() < MAX_ERROR_MESSAGE_BYTES + 100,
+            "{}",
+            message.len()
+        );
+        assert!(message.contains("…. Counts are from the last successful poll"));
+    }
+
+    #[test]
+    fn truncate_cuts_on_a_character_boundary_and_is_idempotent() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate(&"€".repeat(10), 10); // 3 bytes each
+        assert_eq!(cut, "€€…");
+        assert!(cut.len() <= 10);
+        assert_eq!(truncate(&cut, 10), cut);
+        assert_eq!(truncate("abcdef", 2), "ab", "no room for an ellipsis");
+    }
+
+    const OTHER: &str = "AzurePublic/s/rg/api (controller identity)";
+
+    fn failed(message: &str) -> Outcome<'_> {
+        Outcome::Failed {
+            reason: "ScaleSetNotFound",
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_first_poll_of_a_new_target_shows_none_of_the_old_targets_health() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), Some(1), t(0));
+        assert_eq!(ok.target.as_deref(), Some(TARGET));
+        assert_eq!(cond(&ok, HEALTHY).status, "True");
+        let s = next_status(Some(&ok), &failed("not found"), Some(OTHER), Some(2), t(60));
+        assert_eq!(s.target.as_deref(), Some(OTHER));
+        assert!(s.instances.is_none() && s.summary.is_none() && s.healthy_percent.is_none());
+        assert!(s.unhealthy_instances.is_empty() && s.fault_domains.is_empty());
+        assert!(s.last_poll_time.is_none());
+        for type_ in [HEALTHY, DEGRADED] {
+            let c = cond(&s, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("Unknown", "TargetChanged")
+            );
+            assert_eq!(c.observed_generation, Some(2));
+            assert!(c.message.contains(OTHER) && c.message.contains(TARGET));
+        }
+        assert_eq!(
+            cond(&s, READY).message,
+            "not found",
+            "no stale counts to speak of"
+        );
+        let ts = transitions(Some(&ok), &s);
+        assert!(ts.iter().any(|t| t.type_ == HEALTHY && t.to == "Unknown"));
+        // Failing again changes nothing more; a success fills everything in for the new target.
+        let again = next_status(Some(&s), &failed("not found"), Some(OTHER), Some(2), t(70));
+        assert_eq!(again, s);
+        let good = next_status(Some(&s), &polled(&f, 100), Some(OTHER), Some(2), t(80));
+        assert_eq!(good.summary.as_deref(), Some("4/4"));
+        assert_eq!(cond(&good, HEALTHY).reason, "AllInstancesHealthy");
+    }
+
+    #[test]
+    fn the_same_target_spelled_in_another_case_keeps_its_counts() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let s = next_status(
+            Some(&ok),
+            &failed("throttled"),
+            Some(&TARGET.to_uppercase()),
+            None,
+            t(60),
+        );
+        assert_eq!(s.instances, ok.instances);
+        assert_eq!(cond(&s, HEALTHY), cond(&ok, HEALTHY));
+    }
+
+    #[test]
+    fn counts_recorded_without_a_target_are_not_trusted_after_a_failed_poll() {
+        let f = fleet(4, 4, 100);
+        let legacy = next_status(None, &polled(&f, 100), None, None, t(0));
+        assert!(legacy.target.is_none());
+        let s = next(Some(&legacy), &failed("throttled"), None, t(60));
+        assert!(s.instances.is_none());
+        assert_eq!(cond(&s, HEALTHY).reason, "TargetChanged");
+    }
+
+    #[test]
+    fn suspending_with_a_new_target_clears_the_old_counts() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let s = next_status(Some(&ok), &Outcome::Suspended, Some(OTHER), None, t(10));
+        assert!(s.instances.is_none());
+        assert_eq!(
+            cond(&s, READY).message,
+            "Polling is suspended (spec.suspend is true)"
+        );
+        assert_eq!(cond(&s, HEALTHY).status, "Unknown");
+    }
+
+    #[test]
+    fn target_names_cloud_scale_set_and_credentials() {
+        let mut spec: ScaleSetWatchSpec = serde_json::from_value(serde_json::json!({
+            "subscriptionId": "00000000-0000-0000-0000-000000000001",
+            "resourceGroup": "rg",
+            "scaleSetName": "web"
+        }))
+        .expect("spec");
+        assert_eq!(
+            target_of(&spec, Cloud::AzureChina),
+            "AzureChina/00000000-0000-0000-0000-000000000001/rg/web (controller identity)"
+        );
+        spec.cloud = Some(Cloud::AzurePublic);
+        spec.credentials = Some(crate::crd::Credentials {
+            secret_ref: crate::crd::SecretReference { name: "sp".into() },
+        });
+        assert_eq!(
+            target_of(&spec, Cloud::AzureChina),
+            "AzurePublic/00000000-0000-0000-0000-000000000001/rg/web (Secret sp)"
+        );
     }
 }

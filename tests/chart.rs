@@ -325,6 +325,18 @@ fn values_schema_rejects_bad_values_with_a_clear_message() {
             &["--set", "azure.armEndpoint=http://insecure.example"],
             "at '/azure/armEndpoint'",
         ),
+        (
+            &["--set", "ambientCredentials.namespaces={team_a}"],
+            "at '/ambientCredentials/namespaces/0': 'team_a' does not match pattern",
+        ),
+        (
+            &["--set", "ambientCredentials.subscriptions={my-sub}"],
+            "at '/ambientCredentials/subscriptions/0': 'my-sub' does not match pattern",
+        ),
+        (
+            &["--set", "ambientCredentials.namespaces=team-a"],
+            "at '/ambientCredentials/namespaces': got string, want array",
+        ),
     ];
     for (args, message) in cases {
         let chart = chart();
@@ -517,6 +529,11 @@ fn renders_default_values_workload_identity() {
             env_value(&docs, "SSW_ALLOW_SECRET_CREDENTIALS").as_deref(),
             Some("true")
         );
+        assert_eq!(
+            env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+            Some("scaleset-watch"),
+            "{mode}: only the release namespace may use the controller's identity by default"
+        );
         let env = env_of(&docs);
         for absent in [
             "AZURE_CLIENT_SECRET",
@@ -524,6 +541,7 @@ fn renders_default_values_workload_identity() {
             "SSW_NAMESPACE",
             "SSW_LABEL_SELECTOR",
             "SSW_CA_FILE",
+            "SSW_AMBIENT_SUBSCRIPTIONS",
         ] {
             assert!(!env.contains_key(absent), "{mode}: unexpected env {absent}");
         }
@@ -687,8 +705,54 @@ fn renders_watch_namespace_mode() {
         Some("team=infra")
     );
     assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("scaleset-watch-tenant"),
+        "the watched namespace, not the release namespace, may use the controller's identity"
+    );
+    assert_eq!(
         env_value(&docs, "SSW_ALLOW_SECRET_CREDENTIALS").as_deref(),
         Some("false")
+    );
+}
+
+#[test]
+fn renders_ambient_credential_controls_into_the_environment() {
+    let with = |sets: &[&str]| {
+        let mut values = mode_values("default");
+        for set in sets {
+            values.extend(["--set".to_owned(), (*set).to_owned()]);
+        }
+        render("ssw", "ops", &values)
+    };
+    let docs = with(&[
+        "ambientCredentials.namespaces={team-a,team-b}",
+        "ambientCredentials.subscriptions={00000000-0000-0000-0000-0000000000aa,00000000-0000-0000-0000-0000000000bb}",
+    ]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("team-a,team-b"),
+        "an explicit list replaces the default"
+    );
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_SUBSCRIPTIONS").as_deref(),
+        Some("00000000-0000-0000-0000-0000000000aa,00000000-0000-0000-0000-0000000000bb")
+    );
+    let docs = with(&["ambientCredentials.namespaces={*}"]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("*")
+    );
+    let docs = with(&["ambientCredentials.enabled=false"]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some(""),
+        "disabled: no namespace may use the controller's identity"
+    );
+    let docs = with(&[]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("ops"),
+        "the release namespace"
     );
 }
 

@@ -10,10 +10,33 @@ use std::time::{Duration, Instant};
 use support::controller::{Controller, SimEnv, condition, install_chart, scenario, watch_yaml};
 use support::{Cluster, assert_eventually};
 
+/// Watches with this label are left to the controllers a test starts itself (the shared one
+/// ignores them).
+const OWN_CONTROLLER_LABEL: &str = "scalesetwatch.io/e2e-own-controller";
+
+/// The message of each of the 3 failed extensions of each of the 60 instances of scale set
+/// `huge`: 20 KB.
+fn huge_message() -> String {
+    "Enable failed: ".to_owned() + &"x".repeat(20 * 1024)
+}
+
 fn e2e_scenario() -> String {
+    let huge = huge_message();
+    let huge_scale_set = format!(
+        r#"          - name: huge
+            pageSize: 20
+            defaults:
+              extensions:
+                - {{name: one, type: Microsoft.Azure.Extensions.CustomScript, state: failed, message: "{huge}"}}
+                - {{name: two, type: Microsoft.Azure.Extensions.CustomScript, state: failed, message: "{huge}"}}
+                - {{name: three, type: Microsoft.Azure.Extensions.CustomScript, state: failed, message: "{huge}"}}
+            generate: {{count: 60}}
+"#
+    );
     scenario(
         "rg-e2e",
-        r#"          - name: worker
+        &(huge_scale_set
+            + r#"          - name: worker
             pageSize: 5
             defaults:
               appHealth: healthy
@@ -31,7 +54,11 @@ fn e2e_scenario() -> String {
           - {name: throttled, generate: {count: 2}}
           - {name: steady, generate: {count: 2}}
           - {name: secret, generate: {count: 2}}
-"#,
+          - {name: retarget, generate: {count: 2}}
+          - {name: ambient-allowed, generate: {count: 2}}
+          - {name: ambient-denied, generate: {count: 2}}
+          - {name: ambient-secret, generate: {count: 2}}
+"#),
     )
 }
 
@@ -50,7 +77,14 @@ fn env() -> &'static Env {
         let (ns, sa) = install_chart(cluster);
         let kubeconfig = cluster.service_account_kubeconfig(ns, sa, None);
         let sim = SimEnv::start(&e2e_scenario());
-        let controller = Controller::start(cluster, &kubeconfig, &sim, &[], &[]);
+        let selector = format!("!{OWN_CONTROLLER_LABEL}");
+        let controller = Controller::start(
+            cluster,
+            &kubeconfig,
+            &sim,
+            &[("SSW_LABEL_SELECTOR", &selector)],
+            &[],
+        );
         Env {
             cluster,
             sim,
@@ -347,6 +381,14 @@ fn invalid_specs_are_refused_by_the_api_server_with_clear_messages() {
             "spec.apiVersion",
         ),
         ("resourceGroup: rg", "spec.scaleSetName: Required value"),
+        (
+            "resourceGroup: rg\nscaleSetName: web\ncredentials: {secretRef: {name: ../x}}",
+            "spec.credentials.secretRef.name",
+        ),
+        (
+            "resourceGroup: rg\nscaleSetName: web\ncredentials: {secretRef: {name: Azure_SP}}",
+            "spec.credentials.secretRef.name",
+        ),
     ];
     for (i, (spec, expected)) in cases.iter().enumerate() {
         let spec = if spec.starts_with("subscriptionId") {
@@ -598,4 +640,330 @@ fn a_steady_fleet_does_not_rewrite_its_status_every_poll() {
         after["metadata"]["resourceVersion"], version,
         "status was rewritten without change"
     );
+}
+
+#[test]
+fn a_fleet_with_huge_extension_messages_still_gets_a_bounded_status() {
+    let e = env();
+    let ns = e.cluster.create_namespace("huge");
+    e.cluster
+        .kubectl_apply_stdin(&watch_yaml(&ns, "huge", &[], "rg-e2e", "huge", ""));
+    // 60 instances x 3 extensions x 20 KB: unbounded, the status is megabytes, which the API
+    // server and etcd refuse, and Ready never turns True.
+    let obj = wait_condition(
+        &ns,
+        "huge",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(60),
+    );
+    let s = &obj["status"];
+    assert_eq!(s["instances"]["unhealthy"], 60, "{}", s["instances"]);
+    assert_eq!(s["instances"]["extensionsFailed"], 60);
+    let listed = s["unhealthyInstances"].as_array().expect("listed");
+    let omitted = s["unhealthyInstancesOmitted"].as_u64().unwrap_or(0);
+    assert_eq!(listed.len() as u64 + omitted, 60);
+    assert_eq!(listed.len(), 50);
+    for u in listed {
+        let reasons = u["reasons"].as_array().expect("reasons");
+        assert_eq!(reasons.len(), 3, "{u}");
+        for r in reasons {
+            let r = r.as_str().unwrap_or_default();
+            assert!(r.len() <= 512, "{} bytes", r.len());
+            assert!(
+                r.starts_with("extension ") && r.contains(" failed: Enable failed: xxx"),
+                "{r}"
+            );
+            assert!(r.ends_with('…'), "a cut reason says so: {r}");
+        }
+    }
+    let size = serde_json::to_vec(s).expect("json").len();
+    assert!(size <= 128 * 1024, "status of {size} bytes");
+    for c in s["conditions"].as_array().expect("conditions") {
+        assert!(c["message"].as_str().unwrap_or_default().len() <= 4096);
+    }
+}
+
+#[test]
+fn a_new_target_that_fails_its_first_poll_does_not_inherit_the_old_targets_health() {
+    let e = env();
+    let (ns, _) = ready_watch("retarget", "rt", "retarget");
+    let before = wait_condition(
+        &ns,
+        "rt",
+        "Healthy",
+        "True",
+        Some("AllInstancesHealthy"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(before["status"]["summary"], "2/2");
+    // A scale set the simulator does not have: every poll of it fails (404).
+    e.cluster.kubectl_ok(&[
+        "patch",
+        "ssw",
+        "rt",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"scaleSetName":"retarget-gone"}}"#,
+    ]);
+    let obj = wait_condition(
+        &ns,
+        "rt",
+        "Ready",
+        "False",
+        Some("ScaleSetNotFound"),
+        Duration::from_secs(30),
+    );
+    let s = &obj["status"];
+    assert_eq!(s["observedGeneration"], obj["metadata"]["generation"]);
+    for absent in [
+        "summary",
+        "instances",
+        "healthyPercent",
+        "unhealthyInstances",
+        "lastPollTime",
+    ] {
+        assert!(
+            s[absent].is_null(),
+            "{absent} of the old target is still shown: {s:#}"
+        );
+    }
+    for type_ in ["Healthy", "Degraded"] {
+        let c = condition(&obj, type_).expect("condition");
+        assert_eq!(c["status"], "Unknown", "{c}");
+        assert_eq!(c["reason"], "TargetChanged", "{c}");
+    }
+    assert!(
+        s["target"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/rg-e2e/retarget-gone"),
+        "{s:#}"
+    );
+    let row = e
+        .cluster
+        .kubectl_ok(&["get", "ssw", "rt", "-n", &ns, "--no-headers"]);
+    assert!(
+        !row.contains("2/2") && row.contains("TargetChanged"),
+        "{row}"
+    );
+}
+
+#[test]
+fn the_controllers_own_identity_serves_only_the_namespaces_and_subscriptions_allowed() {
+    const OTHER_SUB: &str = "00000000-0000-0000-0000-0000000000bb";
+    let e = env();
+    let allowed = e.cluster.create_namespace("ambient-ok");
+    let denied = e.cluster.create_namespace("ambient-no");
+    let (sa_ns, sa) = install_chart(e.cluster);
+    let kubeconfig = e.cluster.service_account_kubeconfig(sa_ns, sa, None);
+    let selector = format!("{OWN_CONTROLLER_LABEL}=ambient");
+    let _controller = Controller::start(
+        e.cluster,
+        &kubeconfig,
+        &e.sim,
+        &[
+            ("SSW_LABEL_SELECTOR", &selector),
+            ("SSW_AMBIENT_NAMESPACES", &allowed),
+            ("SSW_AMBIENT_SUBSCRIPTIONS", support::controller::SUB),
+        ],
+        &[],
+    );
+    let label = [(OWN_CONTROLLER_LABEL, "ambient")];
+    let apply = |ns: &str, name: &str, scale_set: &str, extra: &str| {
+        e.cluster
+            .kubectl_apply_stdin(&watch_yaml(ns, name, &label, "rg-e2e", scale_set, extra));
+    };
+    apply(&denied, "w", "ambient-denied", "");
+    apply(&allowed, "w", "ambient-allowed", "");
+    let other_sub = watch_yaml(
+        &allowed,
+        "other-sub",
+        &label,
+        "rg-e2e",
+        "ambient-allowed",
+        "",
+    )
+    .replace(support::controller::SUB, OTHER_SUB);
+    e.cluster.kubectl_apply_stdin(&other_sub);
+
+    let obj = wait_condition(
+        &denied,
+        "w",
+        "Ready",
+        "False",
+        Some("CredentialsNotAllowed"),
+        Duration::from_secs(30),
+    );
+    let message = condition(&obj, "Ready").expect("Ready")["message"].to_string();
+    assert!(
+        message.contains(&format!("namespace {denied}")) && message.contains("spec.credentials"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&obj, "Healthy").expect("Healthy")["status"],
+        "Unknown"
+    );
+    let obj = wait_condition(
+        &allowed,
+        "other-sub",
+        "Ready",
+        "False",
+        Some("CredentialsNotAllowed"),
+        Duration::from_secs(30),
+    );
+    assert!(
+        condition(&obj, "Ready").expect("Ready")["message"]
+            .to_string()
+            .contains(OTHER_SUB)
+    );
+    wait_condition(
+        &allowed,
+        "w",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(30),
+    );
+
+    // A watch in the denied namespace that brings its own service principal is served.
+    e.cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "own-sp",
+        "-n",
+        &denied,
+        &format!("--from-literal=tenantId={}", support::controller::TENANT),
+        &format!("--from-literal=clientId={}", support::controller::CLIENT),
+        &format!(
+            "--from-literal=clientSecret={}",
+            support::controller::SECRET
+        ),
+    ]);
+    apply(
+        &denied,
+        "own",
+        "ambient-secret",
+        "  credentials:\n    secretRef:\n      name: own-sp",
+    );
+    wait_condition(
+        &denied,
+        "own",
+        "Ready",
+        "True",
+        Some("PollSucceeded"),
+        Duration::from_secs(30),
+    );
+
+    // Refused before any request: ARM never heard of the denied scale set or subscription.
+    let stats = e.sim.stats();
+    let denied_counters = stats.scale_set(&e.sim.scale_set("rg-e2e", "ambient-denied"));
+    assert_eq!(denied_counters.list_pages.count, 0, "{denied_counters:?}");
+    assert_eq!(denied_counters.first_pages, 0);
+    assert!(
+        !stats
+            .recent
+            .iter()
+            .any(|r| r.path.contains("ambient-denied") || r.path.contains(OTHER_SUB)),
+        "{:#?}",
+        stats.recent
+    );
+}
+
+#[test]
+fn a_status_computed_for_a_deleted_watch_never_lands_on_its_successor() {
+    use kube::api::{Api, DeleteParams, PostParams};
+    use scaleset_watch::crd::{ScaleSetWatch, ScaleSetWatchStatus};
+    use scaleset_watch::reconciler::{StatusWrite, patch_status};
+
+    let e = env();
+    let ns = e.cluster.create_namespace("uid");
+    // No controller reconciles it: only this test writes its status.
+    let yaml = watch_yaml(
+        &ns,
+        "w",
+        &[(OWN_CONTROLLER_LABEL, "none")],
+        "rg-e2e",
+        "steady",
+        "",
+    );
+    e.cluster.kubectl_apply_stdin(&yaml);
+    let status = |summary: &str| ScaleSetWatchStatus {
+        summary: Some(summary.into()),
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(e.cluster.kubeconfig()).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        let api: Api<ScaleSetWatch> =
+            Api::namespaced(kube::Client::try_from(config).expect("client"), &ns);
+        let old = api.get("w").await.expect("get");
+        assert_eq!(
+            patch_status(&api, &old, &status("first"))
+                .await
+                .expect("patch"),
+            StatusWrite::Written
+        );
+
+        // Deleted and created again while a poll of the old one was running.
+        api.delete("w", &DeleteParams::default())
+            .await
+            .expect("delete");
+        let mut again = ScaleSetWatch::new("w", old.spec.clone());
+        again.metadata.labels = old.metadata.labels.clone();
+        let new = api
+            .create(&PostParams::default(), &again)
+            .await
+            .expect("create");
+        assert_ne!(new.metadata.uid, old.metadata.uid);
+
+        assert_eq!(
+            patch_status(&api, &old, &status("computed-for-the-old-object"))
+                .await
+                .expect("a replaced object is not an error"),
+            StatusWrite::Gone
+        );
+        let stored = api.get("w").await.expect("get");
+        assert!(stored.status.is_none(), "{:?}", stored.status);
+
+        // The new object's own status is written, and replaces the whole status.
+        let mut full = status("for-the-new-object");
+        full.unhealthy_instances_omitted = 3;
+        assert_eq!(
+            patch_status(&api, &new, &full).await.expect("patch"),
+            StatusWrite::Written
+        );
+        assert_eq!(
+            patch_status(&api, &new, &status("for-the-new-object"))
+                .await
+                .expect("patch"),
+            StatusWrite::Written
+        );
+        let stored = api.get("w").await.expect("get");
+        assert_eq!(stored.status, Some(status("for-the-new-object")));
+
+        // Deleted for good: dropped, not an error.
+        api.delete("w", &DeleteParams::default())
+            .await
+            .expect("delete");
+        assert_eq!(
+            patch_status(&api, &new, &status("late"))
+                .await
+                .expect("no error"),
+            StatusWrite::Gone
+        );
+    });
 }

@@ -165,6 +165,9 @@ impl Controller {
             .env("AZURE_CLIENT_ID", CLIENT)
             .env("AZURE_CLIENT_SECRET", SECRET)
             .env("SSW_LOG_LEVEL", "info,scaleset_watch=debug")
+            // Tests put their watches in namespaces of their own; a test of the ambient
+            // identity policy overrides this.
+            .env("SSW_AMBIENT_NAMESPACES", "*")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))
