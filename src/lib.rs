@@ -16,3 +16,4 @@ pub mod reconciler;
 pub mod server;
 pub mod simulator;
 pub mod status;
+pub mod supervisor;

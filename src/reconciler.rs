@@ -4,6 +4,7 @@ use crate::arm::client::{ArmError, ScaleSetRef};
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
+use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::poller::{CredentialSource, PollError, Poller};
 use crate::status::{self, Outcome};
@@ -32,6 +33,8 @@ pub enum Error {
     },
     #[error("ScaleSetWatch has no namespace")]
     NoNamespace,
+    #[error("not the leader (any more): no ARM call or status write")]
+    NotLeading,
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -43,6 +46,8 @@ pub struct Context {
     /// The cloud of watches that name none.
     pub default_cloud: Cloud,
     pub allow_secret_credentials: bool,
+    /// Asked before each poll and status write: a leader past its renew deadline gets no permit.
+    pub fence: Fence,
     /// Consecutive failed polls per watch, for backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -63,6 +68,7 @@ impl Context {
             metrics,
             default_cloud,
             allow_secret_credentials,
+            fence: Fence::unbounded(),
             failures: Mutex::default(),
         }
     }
@@ -169,6 +175,8 @@ async fn reconcile_inner(
     let generation = watch.meta().generation;
     let interval = spec.interval();
     let key = (namespace.to_owned(), name.to_owned());
+    // Held through the poll: the process aborts the controller when the term ends.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
 
     if spec.suspend {
         let next = status::next_status(
@@ -324,6 +332,8 @@ async fn write_status(
     if prev == Some(next) {
         return Ok(());
     }
+    // Asked again: the term may have ended during the poll.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
     let namespace = watch.namespace().unwrap_or_default();
     let name = watch.name_any();
     let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);
