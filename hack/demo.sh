@@ -24,21 +24,39 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ssw-demo.XXXXXX")
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
   hack/control-plane.sh down "$work/cp" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Exit (running the EXIT trap once) rather than clean up and carry on with the demo.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Even a SIGKILLed demo leaves nothing running: this watchdog waits for EOF on a pipe whose
+# only write end this shell holds (the long-running children get it closed), and cleans up
+# unless the EXIT trap already did. The processes it stops are still running orphans, so their
+# pids cannot have been reused.
+exec {lifeline}> >(
+  trap '' INT TERM HUP
+  cat >/dev/null
+  [ -d "$work" ] || exit 0
+  if [ -f "$work/pids" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null; done <"$work/pids"
+  fi
+  hack/control-plane.sh down "$work/cp" >/dev/null 2>&1
+  rm -rf "$work"
+)
 
 say "Starting etcd and kube-apiserver"
-hack/control-plane.sh up "$work/cp"
+hack/control-plane.sh up "$work/cp" {lifeline}>&-
 # shellcheck disable=SC1091
 . "$work/cp/env"
 
 say "Starting the ARM simulator with examples/simulator/fleet.yaml"
 "$bin" simulate --scenario examples/simulator/fleet.yaml --listen 127.0.0.1:0 \
-  --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 &
+  --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 {lifeline}>&- &
 pids+=($!)
+echo $! >>"$work/pids"
 for _ in $(seq 100); do [ -s "$work/sim-url" ] && break; sleep 0.1; done
 sim=$(cat "$work/sim-url")
 echo "simulator at $sim"
@@ -59,8 +77,9 @@ KUBECONFIG=$work/controller.kubeconfig \
   AZURE_CLIENT_ID=8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e \
   AZURE_CLIENT_SECRET=demo-secret \
   SSW_HTTP_ADDR=127.0.0.1:0 \
-  "$bin" run >"$work/controller.log" 2>&1 &
+  "$bin" run >"$work/controller.log" 2>&1 {lifeline}>&- &
 pids+=($!)
+echo $! >>"$work/pids"
 
 say "kubectl apply -f examples/"
 kubectl apply -f examples/ 2>&1 | grep -v '^Warning' || true
@@ -113,6 +132,6 @@ if [ "${DEMO_KEEP:-}" = 1 ]; then
   say "Still running. In another shell: export KUBECONFIG=$work/cp/kubeconfig; kubectl get ssw -w"
   echo "Controller log: $work/controller.log   Simulator admin API: $sim/_sim/requests"
   echo "Ctrl-C to stop."
-  wait
+  wait "${pids[@]}"
 fi
 say "Done"

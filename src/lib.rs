@@ -17,3 +17,4 @@ pub mod reconciler;
 pub mod server;
 pub mod simulator;
 pub mod status;
+pub mod supervisor;

@@ -5,6 +5,7 @@ use crate::arm::client::{ArmError, ScaleSetRef};
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
+use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::poller::{CredentialSource, PollError, Poller};
 use crate::status::{self, Outcome};
@@ -33,6 +34,8 @@ pub enum Error {
     },
     #[error("ScaleSetWatch has no namespace")]
     NoNamespace,
+    #[error("not the leader (any more): no ARM call or status write")]
+    NotLeading,
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -46,6 +49,8 @@ pub struct Context {
     pub allow_secret_credentials: bool,
     /// Which watches without credentials may use the controller's own identity.
     pub ambient: AmbientPolicy,
+    /// Asked before each poll and status write: a leader past its renew deadline gets no permit.
+    pub fence: Fence,
     /// Consecutive failed polls per watch, for backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -67,12 +72,18 @@ impl Context {
             default_cloud,
             allow_secret_credentials,
             ambient: AmbientPolicy::default(),
+            fence: Fence::unbounded(),
             failures: Mutex::default(),
         }
     }
 
     pub fn with_ambient_policy(mut self, ambient: AmbientPolicy) -> Self {
         self.ambient = ambient;
+        self
+    }
+
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
         self
     }
 }
@@ -179,6 +190,8 @@ async fn reconcile_inner(
     let interval = spec.interval();
     let key = (namespace.to_owned(), name.to_owned());
     let target_id = status::target_of(spec, ctx.default_cloud);
+    // Held through the poll: the process aborts the controller when the term ends.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
 
     if spec.suspend {
         let next = status::next_status(
@@ -345,6 +358,8 @@ async fn write_status(
     if prev == Some(next) {
         return Ok(());
     }
+    // Asked again: the term may have ended during the poll.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
     let namespace = watch.namespace().unwrap_or_default();
     let name = watch.name_any();
     let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);

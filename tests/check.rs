@@ -1,9 +1,13 @@
 //! `scaleset-watch check` as a user runs it: the real binary, saved pages or the simulator.
+//! Every run is started with `spawn_tied`/`output_tied`, so that none outlives the test.
+
+mod support;
 
 use scaleset_watch::simulator::{Scenario, Simulator};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::TiedCommand;
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaleset-watch"));
@@ -26,7 +30,7 @@ fn check_seed(args: &[&str]) -> Output {
         .args(args)
         .arg("--from-file")
         .arg(example("seed-2017-03-30-list-instance-views.json"))
-        .output()
+        .output_tied()
         .expect("runs")
 }
 
@@ -36,7 +40,7 @@ fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_tied()
         .expect("runs");
     child
         .stdin
@@ -113,7 +117,7 @@ fn pages_from_stdin_and_files_add_up_and_the_policy_flags_apply() {
 fn unreadable_input_exits_2_with_the_error_on_stderr() {
     let out = bin()
         .args(["--from-file", "/nonexistent/page.json"])
-        .output()
+        .output_tied()
         .expect("runs");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
@@ -176,7 +180,7 @@ subscriptions:
             .env("AZURE_CLIENT_ID", "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e")
             .env("AZURE_CLIENT_SECRET", secret)
             .env_remove("AZURE_FEDERATED_TOKEN_FILE")
-            .output()
+            .output_tied()
             .expect("runs")
     };
     let out = run("web", "s3cret");

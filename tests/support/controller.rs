@@ -172,7 +172,7 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))
             .stderr(log_file);
-        let child = cmd.spawn().expect("controller starts");
+        let child = super::spawn(&mut cmd).expect("controller starts");
         let c = Controller {
             child: Some(child),
             log,
@@ -228,6 +228,14 @@ impl Controller {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = wait_for_value(timeout, || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status)
     }
 
     /// SIGKILL: the process gets no chance to release anything.
