@@ -241,7 +241,7 @@ fn http_endpoints_are_refused_at_startup_by_check_and_run() {
             .env_remove("AZURE_FEDERATED_TOKEN_FILE")
             .env("KUBECONFIG", "/nonexistent/kubeconfig")
             .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
+            .output_tied()
             .expect("runs")
     };
     let target = [
