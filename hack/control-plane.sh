@@ -4,6 +4,8 @@
 # from Go modules (pinned in hack/cp/*/go.mod + go.sum) with the local Go.
 #
 #   hack/control-plane.sh build       build (once) and cache the binaries
+#   hack/control-plane.sh promtool    build (once) and cache promtool, which only the
+#                                     tests need (tests/chart.rs checks the chart's alerts)
 #   hack/control-plane.sh env         print `export` lines for the cached binaries
 #   hack/control-plane.sh up DIR      start etcd + kube-apiserver, state in DIR
 #   hack/control-plane.sh down DIR    stop them (idempotent, never fails)
@@ -28,12 +30,17 @@ CP_MOD_DIR="$HACK_DIR/cp"
 KUBE_VERSION=v1.34.12
 ETCD_VERSION=v3.5.35
 HELM_VERSION=v3.19.5
+# promtool (checks the chart's PrometheusRule in tests/chart.rs): the Go module
+# github.com/prometheus/prometheus v0.3XX.Y is Prometheus v3.XX.Y.
+PROMETHEUS_MODULE_VERSION=v0.316.0
+PROMETHEUS_VERSION=3.16.0
 
 CACHE_DIR="${SSW_CACHE_DIR:-$HOME/.cache/scaleset-watch}"
 BIN_DIR="$CACHE_DIR/bin"
 KUBE_APISERVER_BIN="$BIN_DIR/kube-apiserver-$KUBE_VERSION"
 ETCD_BIN="$BIN_DIR/etcd-$ETCD_VERSION"
 HELM_BIN="$BIN_DIR/helm-$HELM_VERSION"
+PROMTOOL_BIN="$BIN_DIR/promtool-v$PROMETHEUS_VERSION"
 # Directory of plain-named symlinks (helm, etcd, kube-apiserver) for PATH and
 # for tools that want envtest-style assets (KUBEBUILDER_ASSETS).
 PATH_DIR="$CACHE_DIR/path/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
@@ -135,11 +142,28 @@ build_helm() {
   rm -rf "$gobin"
 }
 
+build_promtool() {
+  # Like helm: no replace directives, so `go install pkg@version` is pinned by
+  # Prometheus' own go.mod/go.sum. `remove_all_sd` leaves out the service
+  # discovery plugins (AWS, Azure, GCE, Kubernetes, ...), which rule checks
+  # never use and which are most of the build.
+  local gobin ld pkg=github.com/prometheus/common/version
+  gobin=$(mktemp -d)
+  ld="-s -w -X $pkg.Version=$PROMETHEUS_VERSION -X $pkg.Branch=HEAD"
+  ld+=" -X $pkg.BuildUser=scaleset-watch -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION"
+  (cd "$gobin" && run_build "promtool $PROMETHEUS_VERSION" "$gobin/promtool" \
+    "${GO_ENV[@]}" GOBIN="$gobin" go install -v -p 2 -trimpath -tags remove_all_sd \
+    -ldflags "$ld" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
+  mv -f "$gobin/promtool" "$PROMTOOL_BIN"
+  rm -rf "$gobin"
+}
+
 link_path_dir() {
   mkdir -p "$PATH_DIR"
   ln -sfn "$KUBE_APISERVER_BIN" "$PATH_DIR/kube-apiserver"
   ln -sfn "$ETCD_BIN" "$PATH_DIR/etcd"
   ln -sfn "$HELM_BIN" "$PATH_DIR/helm"
+  if [[ -x $PROMTOOL_BIN ]]; then ln -sfn "$PROMTOOL_BIN" "$PATH_DIR/promtool"; fi
 }
 
 all_built() {
@@ -165,12 +189,28 @@ cmd_build() {
   exec 9>&-
 }
 
+cmd_promtool() {
+  [[ -x $PROMTOOL_BIN && -x $PATH_DIR/promtool ]] && return 0
+  command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || die "go not found"
+  command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+  mkdir -p "$BIN_DIR" "$PATH_DIR"
+  exec 9>"$CACHE_DIR/build.lock"
+  if ! flock -n 9; then
+    log "waiting for another build to finish..."
+    flock 9
+  fi
+  [[ -x $PROMTOOL_BIN ]] || build_promtool
+  ln -sfn "$PROMTOOL_BIN" "$PATH_DIR/promtool"
+  exec 9>&-
+}
+
 cmd_env() {
   all_built || log "warning: binaries not built yet; run: $0 build"
   cat <<EOF
 export KUBE_APISERVER_BIN='$KUBE_APISERVER_BIN'
 export ETCD_BIN='$ETCD_BIN'
 export HELM_BIN='$HELM_BIN'
+export PROMTOOL_BIN='$PROMTOOL_BIN'
 export KUBEBUILDER_ASSETS='$PATH_DIR'
 export PATH='$PATH_DIR':"\$PATH"
 EOF
@@ -451,6 +491,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case $cmd in
     build) cmd_build ;;
+    promtool) cmd_promtool ;;
     env) cmd_env ;;
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Control plane binaries (built once, then cached)"
+step "Control plane binaries and promtool (built once, then cached)"
 hack/control-plane.sh build
+hack/control-plane.sh promtool
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -8,9 +8,9 @@ use azure_core::http::{
     Transport,
 };
 use azure_identity::{
-    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -342,6 +342,38 @@ pub fn client_secret_credential(
     Ok(cred)
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A client secret from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`.
+fn environment_secret() -> Option<ClientSecret> {
+    Some(ClientSecret {
+        tenant_id: env_var("AZURE_TENANT_ID")?,
+        client_id: env_var("AZURE_CLIENT_ID")?,
+        client_secret: env_var("AZURE_CLIENT_SECRET")?,
+    })
+}
+
+/// Workload identity, when a federated token file is named (`AZURE_FEDERATED_TOKEN_FILE`).
+fn workload_identity_credential(
+    http: &reqwest::Client,
+    authority: &Url,
+) -> Option<Result<Arc<dyn TokenCredential>, AzureSetupError>> {
+    env_var("AZURE_FEDERATED_TOKEN_FILE")?;
+    let options = WorkloadIdentityCredentialOptions {
+        credential_options: azure_identity::ClientAssertionCredentialOptions {
+            client_options: client_options(http, authority),
+        },
+        ..Default::default()
+    };
+    Some(
+        WorkloadIdentityCredential::new(Some(options))
+            .map(|c| c as Arc<dyn TokenCredential>)
+            .map_err(AzureSetupError::Credential),
+    )
+}
+
 /// The controller's own identity, chosen from its environment the way the AKS webhooks and
 /// Azure SDKs expect: workload identity when a federated token file is mounted, a client
 /// secret when one is in the environment, else managed identity.
@@ -349,38 +381,144 @@ pub fn ambient_credential(
     http: &reqwest::Client,
     authority: &Url,
 ) -> Result<Arc<dyn TokenCredential>, AzureSetupError> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-        let options = WorkloadIdentityCredentialOptions {
-            credential_options: azure_identity::ClientAssertionCredentialOptions {
-                client_options: client_options(http, authority),
-            },
-            ..Default::default()
-        };
-        return Ok(
-            WorkloadIdentityCredential::new(Some(options)).map_err(AzureSetupError::Credential)?
-        );
+    if let Some(credential) = workload_identity_credential(http, authority) {
+        return credential;
     }
-    if let (Some(tenant_id), Some(client_id), Some(client_secret)) = (
-        env("AZURE_TENANT_ID"),
-        env("AZURE_CLIENT_ID"),
-        env("AZURE_CLIENT_SECRET"),
-    ) {
-        return client_secret_credential(
-            http,
-            authority,
-            &ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret,
-            },
-        );
+    if let Some(secret) = environment_secret() {
+        return client_secret_credential(http, authority, &secret);
     }
     let options = ManagedIdentityCredentialOptions {
-        user_assigned_id: env("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
+        user_assigned_id: env_var("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
         client_options: client_options(http, authority),
     };
     Ok(ManagedIdentityCredential::new(Some(options)).map_err(AzureSetupError::Credential)?)
+}
+
+/// The identity of a person at a terminal (`check`): a client secret in the environment, else
+/// workload identity, else whoever is signed in to the Azure CLI (`az login`), as `az` users
+/// expect. Managed identity is not tried: a laptop has none, and asking for it means waiting
+/// for an endpoint that is not there (on an Azure VM, `az login --identity` serves it).
+pub fn command_line_credential(
+    http: &reqwest::Client,
+    authority: &Url,
+) -> Result<Arc<dyn TokenCredential>, AzureSetupError> {
+    if let Some(secret) = environment_secret() {
+        return client_secret_credential(http, authority, &secret);
+    }
+    if let Some(credential) = workload_identity_credential(http, authority) {
+        return credential;
+    }
+    let cli = AzureCliCredential::new(Some(AzureCliCredentialOptions {
+        executor: Some(Arc::new(BoundedProcess {
+            timeout: AZ_TIMEOUT,
+        })),
+        ..Default::default()
+    }))
+    .map_err(AzureSetupError::Credential)?;
+    Ok(Arc::new(CachedCliToken {
+        cli,
+        cached: tokio::sync::Mutex::new(None),
+    }))
+}
+
+/// How long `az account get-access-token` may take: it answers from its cache in about a
+/// second, and refreshing with Entra takes a few more.
+const AZ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `az`'s JSON answer is a few KiB; its error text not much more.
+const MAX_AZ_OUTPUT_BYTES: u64 = 1 << 20;
+
+/// Runs `az` for azure_identity's CLI credential, bounded: no stdin (so it cannot wait for an
+/// answer), at most [`MAX_AZ_OUTPUT_BYTES`] read from each of stdout and stderr, killed after
+/// `timeout` (azure_identity's own runner waits and reads without limit).
+#[derive(Debug)]
+struct BoundedProcess {
+    timeout: Duration,
+}
+
+#[async_trait::async_trait]
+impl azure_identity::Executor for BoundedProcess {
+    async fn run(
+        &self,
+        program: &std::ffi::OsStr,
+        args: &[&std::ffi::OsStr],
+    ) -> std::io::Result<std::process::Output> {
+        use tokio::io::AsyncReadExt;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(std::io::Error::other("az's output is not piped"));
+        };
+        let read = |pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>| async move {
+            let mut buf = Vec::new();
+            pipe.take(MAX_AZ_OUTPUT_BYTES).read_to_end(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        };
+        let run = async {
+            let (stdout, stderr, status) =
+                tokio::join!(read(Box::new(stdout)), read(Box::new(stderr)), child.wait());
+            Ok(std::process::Output {
+                status: status?,
+                stdout: stdout?,
+                stderr: stderr?,
+            })
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(output) => output,
+            // Dropping the child kills it.
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("az did not answer within {} s", self.timeout.as_secs_f32()),
+            )),
+        }
+    }
+}
+
+/// azure_identity's CLI credential runs `az` for every token; a listing asks for one per page.
+/// This keeps the token until five minutes before it expires.
+struct CachedCliToken {
+    cli: Arc<AzureCliCredential>,
+    cached: tokio::sync::Mutex<Option<(String, azure_core::credentials::AccessToken)>>,
+}
+
+impl std::fmt::Debug for CachedCliToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedCliToken").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for CachedCliToken {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let key = scopes.join(" ");
+        let mut cached = self.cached.lock().await;
+        let fresh_until =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::minutes(5);
+        if let Some((scope, token)) = cached.as_ref()
+            && *scope == key
+            && token.expires_on > fresh_until
+        {
+            return Ok(token.clone());
+        }
+        let token = self.cli.get_token(scopes, options).await.map_err(|e| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                format!(
+                    "{e} (with no AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE in the environment, check signs in as the Azure CLI's account: run az login)"
+                ),
+            )
+        })?;
+        *cached = Some((key, token.clone()));
+        Ok(token)
+    }
 }
 
 #[cfg(test)]
@@ -522,6 +660,42 @@ mod tests {
                 String::from_utf8_lossy(good)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn az_is_killed_when_it_hangs_and_its_output_is_capped() {
+        use azure_identity::Executor;
+        use std::ffi::OsStr;
+        let run = |timeout: Duration, script: &'static str| async move {
+            BoundedProcess { timeout }
+                .run(
+                    OsStr::new("/bin/sh"),
+                    &[OsStr::new("-c"), OsStr::new(script)],
+                )
+                .await
+        };
+        let err = run(Duration::from_millis(200), "sleep 30")
+            .await
+            .expect_err("hangs");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("az did not answer"), "{err}");
+        // Reading stops at the cap; the writer then gets a broken pipe and ends.
+        let out = run(
+            Duration::from_secs(30),
+            "head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2; exit 3",
+        )
+        .await
+        .expect("runs");
+        assert_eq!(out.stdout.len() as u64, MAX_AZ_OUTPUT_BYTES);
+        assert_eq!(out.stderr.len() as u64, MAX_AZ_OUTPUT_BYTES);
+        assert!(!out.status.success());
+        let out = run(Duration::from_secs(30), "read x; echo \"[$x]\"")
+            .await
+            .expect("runs");
+        assert_eq!(
+            out.stdout, b"[]\n",
+            "stdin is empty: az cannot wait for an answer"
+        );
     }
 
     #[test]

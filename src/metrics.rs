@@ -28,6 +28,10 @@ pub struct ConditionLabels {
     pub namespace: String,
     pub name: String,
     pub condition: &'static str,
+    /// `true`, `false` or `unknown`: every watch has all three series per condition, the
+    /// current one at 1, as kube-state-metrics does for pod conditions, so that `Unknown` is
+    /// neither 0 nor a gap.
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +58,10 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// The conditions that have series, and the `status` label values of each.
+const CONDITIONS: [&str; 3] = ["Ready", "Healthy", "Degraded"];
+const CONDITION_STATUSES: [&str; 3] = ["true", "false", "unknown"];
+
 /// The `state` label values of `scaleset_watch_instances`, in the order `record_counts` sets them.
 const STATES: [&str; 15] = [
     "total",
@@ -78,6 +86,7 @@ pub struct Metrics {
     instances: Family<InstanceLabels, Gauge>,
     healthy_percent: Family<WatchLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
+    suspended: Family<WatchLabels, Gauge>,
     arm_requests: Family<CodeLabels, Counter>,
     arm_duration: Histogram,
     arm_throttled: Counter,
@@ -110,8 +119,15 @@ impl Default for Metrics {
         let condition = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "condition",
-            "1 when the condition (Ready, Healthy, Degraded) is True, else 0",
+            "1 for the current status (true, false, unknown) of each condition (Ready, Healthy, \
+             Degraded), 0 for the other two",
             condition.clone(),
+        );
+        let suspended = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "suspended",
+            "1 while the watch is suspended (spec.suspend; Ready is then False), else 0",
+            suspended.clone(),
         );
         let arm_requests = Family::<CodeLabels, Counter>::default();
         registry.register(
@@ -165,6 +181,7 @@ impl Default for Metrics {
             instances,
             healthy_percent,
             condition,
+            suspended,
             arm_requests,
             arm_duration,
             arm_throttled,
@@ -200,17 +217,22 @@ impl Metrics {
                     state,
                 });
             }
-            for condition in ["Ready", "Healthy", "Degraded"] {
-                self.condition.remove(&ConditionLabels {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    condition,
-                });
+            for condition in CONDITIONS {
+                for status in CONDITION_STATUSES {
+                    self.condition.remove(&ConditionLabels {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        condition,
+                        status,
+                    });
+                }
             }
-            self.healthy_percent.remove(&WatchLabels {
+            let watch = WatchLabels {
                 namespace: namespace.clone(),
                 name: name.clone(),
-            });
+            };
+            self.healthy_percent.remove(&watch);
+            self.suspended.remove(&watch);
             false
         });
     }
@@ -281,21 +303,41 @@ impl Metrics {
             .set(i64::from(healthy_percent));
     }
 
+    /// Records a condition's `status` (`True`, `False`, `Unknown`; anything else counts as
+    /// unknown) and `reason`. The Ready reason `Suspended` also sets `scaleset_watch_suspended`,
+    /// so that an alert on failing polls can leave suspended watches out.
     pub fn record_condition(
         &self,
         namespace: &str,
         name: &str,
         condition: &'static str,
-        is_true: bool,
+        status: &str,
+        reason: &str,
     ) {
         self.track(namespace, name);
-        self.condition
-            .get_or_create(&ConditionLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                condition,
-            })
-            .set(i64::from(is_true));
+        let current = match status {
+            s if s.eq_ignore_ascii_case("True") => "true",
+            s if s.eq_ignore_ascii_case("False") => "false",
+            _ => "unknown",
+        };
+        for status in CONDITION_STATUSES {
+            self.condition
+                .get_or_create(&ConditionLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    condition,
+                    status,
+                })
+                .set(i64::from(status == current));
+        }
+        if condition == "Ready" {
+            self.suspended
+                .get_or_create(&WatchLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                })
+                .set(i64::from(reason == "Suspended"));
+        }
     }
 
     pub fn record_reconcile(&self, elapsed: Duration, error_reason: Option<&str>) {
@@ -361,7 +403,8 @@ mod tests {
             ..Default::default()
         };
         m.record_counts("ns", "web", &counts, 66);
-        m.record_condition("ns", "web", "Healthy", false);
+        m.record_condition("ns", "web", "Healthy", "False", "BelowMinHealthy");
+        m.record_condition("ns", "web", "Ready", "False", "Suspended");
         m.record_counts("ns", "db", &counts, 66);
         let text = m.encode().expect("encodes");
         assert!(
@@ -376,8 +419,12 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"scaleset_watch_condition{namespace="ns",name="web",condition="Healthy"} 0"#
+                r#"scaleset_watch_condition{namespace="ns",name="web",condition="Healthy",status="false"} 1"#
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"scaleset_watch_suspended{namespace="ns",name="web"} 1"#),
             "{text}"
         );
         m.retain_watches(|_, name| name != "web");
@@ -387,6 +434,84 @@ mod tests {
             text.contains(r#"scaleset_watch_instances{namespace="ns",name="db",state="total"} 3"#),
             "{text}"
         );
+    }
+
+    /// The value of the one series of `text` whose name and labels are `series`.
+    fn value(text: &str, series: &str) -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn each_condition_has_one_series_per_status_and_unknown_is_not_false() {
+        let m = Metrics::default();
+        let series = |status: &str| {
+            format!(
+                r#"scaleset_watch_condition{{namespace="ns",name="web",condition="Healthy",status="{status}"}}"#
+            )
+        };
+        let statuses = |m: &Metrics| {
+            let text = m.encode().expect("encodes");
+            ["true", "false", "unknown"].map(|s| value(&text, &series(s)))
+        };
+        m.record_condition("ns", "web", "Healthy", "Unknown", "NotYetPolled");
+        assert_eq!(statuses(&m), [Some(0), Some(0), Some(1)]);
+        m.record_condition("ns", "web", "Healthy", "True", "AllInstancesHealthy");
+        assert_eq!(statuses(&m), [Some(1), Some(0), Some(0)]);
+        m.record_condition("ns", "web", "Healthy", "False", "BelowMinHealthy");
+        assert_eq!(statuses(&m), [Some(0), Some(1), Some(0)]);
+        // A status Kubernetes does not define is not taken for an answer.
+        m.record_condition("ns", "web", "Healthy", "Maybe", "Odd");
+        assert_eq!(statuses(&m), [Some(0), Some(0), Some(1)]);
+
+        let suspended = r#"scaleset_watch_suspended{namespace="ns",name="web"}"#;
+        m.record_condition("ns", "web", "Ready", "False", "Suspended");
+        assert_eq!(value(&m.encode().expect("encodes"), suspended), Some(1));
+        m.record_condition("ns", "web", "Ready", "False", "Throttled");
+        assert_eq!(value(&m.encode().expect("encodes"), suspended), Some(0));
+
+        m.retain_watches(|_, _| false);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"name="web""#), "{text}");
+    }
+
+    /// The chart's ServiceMonitor sets `honorLabels: true` so that `namespace` stays the
+    /// ScaleSetWatch's namespace. A label Prometheus sets on every target would then be
+    /// overridden too: no series may carry one.
+    #[test]
+    fn no_series_carries_a_label_that_prometheus_sets_on_its_targets() {
+        let m = Metrics::default();
+        m.record_counts("ns", "web", &InstanceCounts::default(), 100);
+        m.record_condition("ns", "web", "Ready", "True", "PollSucceeded");
+        m.record_reconcile(Duration::from_millis(5), Some("Throttled"));
+        m.observe(Some(200), Duration::from_millis(5));
+        m.remaining_reads("sub", 1);
+        m.remaining_resource_reads(
+            &ScaleSetRef {
+                subscription_id: "sub".into(),
+                resource_group: "rg".into(),
+                scale_set_name: "web".into(),
+                api_version: "2025-04-01".into(),
+            },
+            "Microsoft.Compute/GetVMScaleSetVM3Min",
+            7,
+        );
+        let text = m.encode().expect("encodes");
+        for target_label in [
+            "job",
+            "instance",
+            "pod",
+            "service",
+            "endpoint",
+            "container",
+            "node",
+        ] {
+            assert!(
+                !text.contains(&format!("{{{target_label}=\""))
+                    && !text.contains(&format!(",{target_label}=\"")),
+                "{target_label}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -58,7 +58,8 @@ impl From<AzureSetupError> for PollError {
 /// Whose identity a poll uses.
 #[derive(Clone, Debug)]
 pub enum CredentialSource {
-    /// The controller's own identity (workload identity, environment secret, managed identity).
+    /// The process's own identity: the controller's (workload identity, environment secret,
+    /// managed identity) or, for `check`, see [`Poller::with_ambient_credential`].
     Ambient,
     ServicePrincipal(ClientSecret),
 }
@@ -97,10 +98,15 @@ struct CachedPoll {
 
 type Slot = Arc<tokio::sync::Mutex<Option<CachedPoll>>>;
 
+/// Makes the process's own credential: the controller's or a person's at a terminal.
+pub type AmbientCredential =
+    fn(&reqwest::Client, &url::Url) -> Result<Arc<dyn TokenCredential>, AzureSetupError>;
+
 pub struct Poller {
     arm: ArmClient,
     http: reqwest::Client,
     overrides: EndpointOverrides,
+    ambient: AmbientCredential,
     credentials: Mutex<HashMap<CredentialKey, Arc<dyn TokenCredential>>>,
     polls: Mutex<HashMap<PollKey, Slot>>,
 }
@@ -111,9 +117,16 @@ impl Poller {
             arm,
             http,
             overrides,
+            ambient: azure::ambient_credential,
             credentials: Mutex::default(),
             polls: Mutex::default(),
         }
+    }
+
+    /// Uses `ambient` for [`CredentialSource::Ambient`] instead of the controller's identity.
+    pub fn with_ambient_credential(mut self, ambient: AmbientCredential) -> Self {
+        self.ambient = ambient;
+        self
     }
 
     /// The scale set's VMs with instance views, fetched now or taken from a fetch younger than
@@ -225,9 +238,7 @@ impl Poller {
             return Ok(c.clone());
         }
         let credential = match source {
-            CredentialSource::Ambient => {
-                azure::ambient_credential(&self.http, &endpoints.authority)?
-            }
+            CredentialSource::Ambient => (self.ambient)(&self.http, &endpoints.authority)?,
             CredentialSource::ServicePrincipal(secret) => {
                 azure::client_secret_credential(&self.http, &endpoints.authority, secret)?
             }

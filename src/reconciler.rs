@@ -270,7 +270,7 @@ async fn reconcile_inner(
             .find(|k| *k == c.type_)
         {
             ctx.metrics
-                .record_condition(namespace, name, kind, c.status == "True");
+                .record_condition(namespace, name, kind, &c.status, &c.reason);
         }
     }
     write_status(ctx, watch, prev, &next).await?;

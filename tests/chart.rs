@@ -795,6 +795,11 @@ fn renders_ha_mode_with_pdb_network_policy_and_service_monitor() {
     assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "http-metrics");
     assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    // The per-watch series' own `namespace` label wins over the target's (no
+    // `exported_namespace`).
+    assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
+    let pr = one(&docs, "PrometheusRule");
+    assert_eq!(pr["metadata"]["labels"]["release"], "kube-prometheus-stack");
     assert_eq!(
         env_value(&docs, "SSW_ARM_ENDPOINT").as_deref(),
         Some("https://management.chinacloudapi.cn/")
@@ -804,6 +809,168 @@ fn renders_ha_mode_with_pdb_network_policy_and_service_monitor() {
         Some("https://login.chinacloudapi.cn/")
     );
     assert_eq!(env_value(&docs, "SSW_LOG_FORMAT").as_deref(), Some("text"));
+}
+
+/// promtool, built (once, then cached; about 10 minutes) by `hack/control-plane.sh promtool`.
+fn promtool() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = support::control_plane_script();
+        // No timeout, as for the control plane's build: the first one is long.
+        let status = Command::new(&script)
+            .arg("promtool")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "{} promtool failed: {status}",
+            script.display()
+        );
+    });
+    let path = tools()
+        .env
+        .iter()
+        .find(|(k, _)| k == "PROMTOOL_BIN")
+        .map(|(_, v)| PathBuf::from(v))
+        .expect("control-plane.sh env prints PROMTOOL_BIN");
+    assert!(
+        path.is_file(),
+        "PROMTOOL_BIN {} does not exist",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn prometheus_rules_pass_promtool_check_and_unit_tests() {
+    let mut values = mode_values("default");
+    values.extend(
+        [
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.alertLabels.team=platform",
+        ]
+        .iter()
+        .flat_map(|v| ["--set".to_owned(), (*v).to_owned()]),
+    );
+    let docs = render("ssw", "scaleset-watch", &values);
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["alert"].as_str().expect("every rule is an alert"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "ScaleSetWatchUnhealthy",
+            "ScaleSetWatchPollFailing",
+            "ScaleSetWatchArmThrottled",
+            "ScaleSetWatchArmSubscriptionReadsLow",
+            "ScaleSetWatchArmScaleSetReadsLow",
+            "ScaleSetWatchControllerAbsent",
+        ]
+    );
+    // Every alert has a runbook entry in the chart README, where its runbook_url points.
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("chart README");
+    for (alert, r) in alerts
+        .iter()
+        .zip(rule["spec"]["groups"][0]["rules"].as_array().unwrap())
+    {
+        assert!(
+            readme.contains(&format!("\n#### {alert}\n")),
+            "no runbook for {alert}"
+        );
+        let url = r["annotations"]["runbook_url"]
+            .as_str()
+            .expect("runbook_url");
+        assert!(
+            url.ends_with(&format!("README.md#{}", alert.to_lowercase())),
+            "{url}"
+        );
+    }
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let rules = serde_json::json!({"groups": rule["spec"]["groups"]});
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&rules).expect("YAML"),
+    )
+    .expect("write rules");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/prometheus-rules-test.yaml"),
+        dir.path().join("rules-test.yaml"),
+    )
+    .expect("copy the unit tests");
+    let promtool = |args: &[&str]| {
+        let mut cmd = Command::new(promtool());
+        cmd.args(args).current_dir(dir.path());
+        run_command(cmd, None, support::COMMAND_TIMEOUT)
+    };
+    let out = promtool(&["check", "rules", "rules.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool check rules", &out)
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("SUCCESS: 6 rules found"), "{text}");
+    // promtool's linter finds nothing either (it exits 0 on findings unless told otherwise).
+    let out = promtool(&["check", "rules", "--lint-fatal", "rules.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool check rules --lint-fatal", &out)
+    );
+    let out = promtool(&["test", "rules", "rules-test.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool test rules", &out)
+    );
+    assert!(
+        stdout(&out).contains("SUCCESS"),
+        "{}",
+        describe("promtool test rules", &out)
+    );
+}
+
+#[test]
+fn prometheus_rule_is_off_by_default_and_its_values_are_checked() {
+    let docs = render("ssw", "scaleset-watch", &mode_values("default"));
+    assert!(!docs.iter().any(|d| d["kind"] == "PrometheusRule"));
+    let chart = chart();
+    for (args, message) in [
+        (
+            ["--set", "metrics.prometheusRule.unhealthy.for=15 minutes"],
+            "at '/metrics/prometheusRule/unhealthy/for'",
+        ),
+        (
+            [
+                "--set",
+                "metrics.prometheusRule.readBudgetLow.resourceReads=-1",
+            ],
+            "at '/metrics/prometheusRule/readBudgetLow/resourceReads'",
+        ),
+        (
+            ["--set", "metrics.prometheusRule.job=a\"b"],
+            "at '/metrics/prometheusRule/job'",
+        ),
+    ] {
+        let mut all = vec![
+            "template",
+            "ssw",
+            &chart,
+            "--set",
+            "azure.identity.clientId=5b5a2b8e-3f1c-4d7e-9a21-0c8f6b7d4e31",
+        ];
+        all.extend_from_slice(&args);
+        let out = helm_local(&all);
+        assert!(!out.status.success(), "{args:?} must be rejected");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -858,10 +1025,13 @@ fn every_rendered_manifest_passes_server_side_dry_run() {
             values.extend(["--set".into(), format!("watchNamespace={watch}")]);
         }
         let docs = render(&release, &ns, &values);
-        let (monitors, applicable): (Vec<Value>, Vec<Value>) = docs
-            .into_iter()
-            .partition(|d| d["kind"] == "ServiceMonitor");
-        assert_eq!(monitors.len(), usize::from(mode == "ha"), "{mode}");
+        // The Prometheus Operator's CRDs are not installed here.
+        let (monitors, applicable): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| {
+            d["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+        });
+        assert_eq!(monitors.len(), 2 * usize::from(mode == "ha"), "{mode}");
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": applicable});
         let out =
             cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &list.to_string());

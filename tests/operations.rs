@@ -1085,18 +1085,26 @@ fn metrics_and_probes() {
         1.0
     );
     assert_eq!(gauge("scaleset_watch_healthy_percent", &w), 75.0);
-    assert_eq!(
-        gauge("scaleset_watch_condition", &with(("condition", "Ready"))),
-        1.0
-    );
-    assert_eq!(
-        gauge("scaleset_watch_condition", &with(("condition", "Healthy"))),
-        0.0
-    );
-    assert_eq!(
-        gauge("scaleset_watch_condition", &with(("condition", "Degraded"))),
-        1.0
-    );
+    // One series per condition and status, the current status at 1 (Unknown is not 0).
+    let condition = |c: &'static str, status: &'static str| {
+        let mut l = with(("condition", c));
+        l.push(("status", status));
+        l
+    };
+    for (c, current) in [
+        ("Ready", "true"),
+        ("Healthy", "false"),
+        ("Degraded", "true"),
+    ] {
+        for status in ["true", "false", "unknown"] {
+            assert_eq!(
+                gauge("scaleset_watch_condition", &condition(c, status)),
+                f64::from(u8::from(status == current)),
+                "{c} {status}"
+            );
+        }
+    }
+    assert_eq!(gauge("scaleset_watch_suspended", &w), 0.0);
 
     let ok = gauge("scaleset_watch_arm_requests_total", &[("code", "200")]);
     // Four instances on pages of three: two pages per fetch.
@@ -1122,20 +1130,16 @@ fn metrics_and_probes() {
     // Counts are recorded when polled and conditions when judged: wait for a scrape after both.
     let healed = |s: &[Sample]| {
         sample(s, "scaleset_watch_instances", &with(("state", "healthy"))) == Some(4.0)
+            && sample(s, "scaleset_watch_condition", &condition("Healthy", "true")) == Some(1.0)
             && sample(
                 s,
                 "scaleset_watch_condition",
-                &with(("condition", "Healthy")),
+                &condition("Degraded", "false"),
             ) == Some(1.0)
-            && sample(
-                s,
-                "scaleset_watch_condition",
-                &with(("condition", "Degraded")),
-            ) == Some(0.0)
     };
     assert_eventually(
         Duration::from_secs(10 + 10),
-        "healthy gauge at 4, Healthy 1, Degraded 0",
+        "healthy gauge at 4, Healthy true, Degraded false",
         || healed(&metrics(&c).1),
     );
     let (text, s) = metrics(&c);

@@ -626,6 +626,19 @@ impl Cluster {
         name
     }
 
+    /// Applies the repository's ScaleSetWatch CRD (server-side, so again is harmless) and
+    /// waits until it is served.
+    pub fn apply_crd(&self) {
+        let crd = repo_root().join("crds/scalesetwatches.yaml");
+        self.kubectl_ok(&["apply", "--server-side", "-f", &crd.display().to_string()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/scalesetwatches.scalesetwatch.io",
+            "--timeout=60s",
+        ]);
+    }
+
     /// Creates `name` unless it exists.
     #[track_caller]
     pub fn ensure_namespace(&self, name: &str) {
