@@ -152,6 +152,7 @@ fn from_flags(args: &Args) -> Result<Job, String> {
             args.expected_power_states.clone()
         },
         require_vm_agent: !args.no_vm_agent,
+        ..HealthPolicy::default()
     };
     if !args.from_file.is_empty() {
         return Ok(Job {

@@ -46,6 +46,13 @@ pub const MAX_LISTED_UNHEALTHY: usize = 50;
     status = "ScaleSetWatchStatus",
     doc = "ScaleSetWatch polls an Azure VM Scale Set and reports the health of its instances.",
     printcolumn(name = "Scale Set", type_ = "string", json_path = ".spec.scaleSetName"),
+    // Priority 1: shown by `kubectl get -o wide` only.
+    printcolumn(
+        name = "Resource Group",
+        type_ = "string",
+        json_path = ".spec.resourceGroup",
+        priority = 1
+    ),
     printcolumn(
         name = "Healthy",
         type_ = "string",
@@ -68,6 +75,20 @@ pub const MAX_LISTED_UNHEALTHY: usize = 50;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Ready Message",
+        type_ = "string",
+        description = "what the last poll did, or why it failed",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Degraded Message",
+        type_ = "string",
+        description = "which instances are unhealthy and why",
+        json_path = ".status.conditions[?(@.type==\"Degraded\")].message",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +195,15 @@ pub struct HealthPolicy {
     /// for images provisioned without the Azure VM agent.
     #[serde(default = "default_true")]
     pub require_vm_agent: bool,
+
+    /// After polls have failed for this many poll intervals in a row, counted from the first
+    /// failed poll, Healthy and Degraded become Unknown (reason PollsFailing) until a poll
+    /// succeeds, so that a gate such as `kubectl wait --for=condition=Healthy` never passes on
+    /// old data. The counts stay, as the last successful poll's. 1-1000, default 3: one failed
+    /// poll is often a brief outage or throttling that the next retry gets past.
+    #[serde(default = "default_unknown_after_failed_intervals")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub unknown_after_failed_intervals: u32,
 }
 
 impl Default for HealthPolicy {
@@ -182,8 +212,17 @@ impl Default for HealthPolicy {
             min_healthy_percent: default_min_healthy_percent(),
             expected_power_states: default_expected_power_states(),
             require_vm_agent: true,
+            unknown_after_failed_intervals: default_unknown_after_failed_intervals(),
         }
     }
+}
+
+/// Three intervals: at the default interval of 60s, a gate stops trusting the counts after
+/// three minutes of failed polls, well before the PollFailing alert (15 minutes).
+pub const DEFAULT_UNKNOWN_AFTER_FAILED_INTERVALS: u32 = 3;
+
+fn default_unknown_after_failed_intervals() -> u32 {
+    DEFAULT_UNKNOWN_AFTER_FAILED_INTERVALS
 }
 
 fn default_min_healthy_percent() -> u8 {
@@ -513,5 +552,28 @@ mod tests {
             vec![ExpectedPowerState::Running]
         );
         assert!(!spec.suspend);
+        assert_eq!(spec.health.unknown_after_failed_intervals, 3);
+    }
+
+    #[test]
+    fn failed_intervals_before_unknown_are_bounded_by_the_schema_and_wide_columns_exist() {
+        let crd = serde_json::to_value(ScaleSetWatch::crd()).expect("CRD");
+        let version = &crd["spec"]["versions"][0];
+        let field = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["health"]
+            ["properties"]["unknownAfterFailedIntervals"];
+        assert_eq!(field["minimum"], 1.0);
+        assert_eq!(field["maximum"], 1000.0);
+        assert_eq!(field["default"], 3);
+        let wide: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter(|c| c["priority"] == 1)
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            wide,
+            vec!["Resource Group", "Ready Message", "Degraded Message"]
+        );
     }
 }

@@ -256,6 +256,7 @@ async fn reconcile_inner(
             let outcome = Outcome::Failed {
                 reason: e.reason(),
                 message: e.to_string(),
+                stale_after: status::StaleAfter::of(spec),
             };
             (
                 status::next_status(prev, &outcome, Some(&target_id), generation, now),

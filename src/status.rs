@@ -45,8 +45,31 @@ pub enum Outcome<'a> {
     Failed {
         reason: &'a str,
         message: String,
+        stale_after: StaleAfter,
     },
     Suspended,
+}
+
+/// How long failed polls may leave Healthy and Degraded as last observed: `failed_intervals`
+/// poll intervals, counted from the first failed poll, after which both become Unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleAfter {
+    pub interval: Duration,
+    pub failed_intervals: u32,
+}
+
+impl StaleAfter {
+    pub fn of(spec: &ScaleSetWatchSpec) -> Self {
+        Self {
+            interval: spec.interval(),
+            failed_intervals: spec.health.unknown_after_failed_intervals.max(1),
+        }
+    }
+
+    fn duration(self) -> jiff::SignedDuration {
+        jiff::SignedDuration::try_from(self.interval.saturating_mul(self.failed_intervals))
+            .unwrap_or(jiff::SignedDuration::MAX)
+    }
 }
 
 /// A condition whose status changed, worth an Event.
@@ -156,7 +179,11 @@ pub fn next_status(
                 );
             }
         }
-        Outcome::Failed { reason, message } => {
+        Outcome::Failed {
+            reason,
+            message,
+            stale_after,
+        } => {
             let message = truncate(message, MAX_ERROR_MESSAGE_BYTES);
             let message = match next.last_poll_time.as_ref() {
                 Some(t) if next.instances.is_some() => {
@@ -170,6 +197,9 @@ pub fn next_status(
             let c = &mut next.conditions;
             set(c, READY, false, reason, message, generation, now);
             unknown_unless_known(c, generation, now);
+            if next.instances.is_some() {
+                unknown_when_stale(c, reason, *stale_after, generation, now);
+            }
         }
         Outcome::Suspended => {
             let message = if next.instances.is_some() {
@@ -222,6 +252,78 @@ fn unknown_unless_known(c: &mut Vec<Condition>, generation: Option<i64>, now: ji
             });
         }
     }
+}
+
+/// Healthy and Degraded describe the last successful poll. Once polls have failed for
+/// `stale_after`, that is too old for a gate to act on: both become Unknown until a poll
+/// succeeds again (the counts stay; they are labelled as the last successful poll's).
+fn unknown_when_stale(
+    c: &mut Vec<Condition>,
+    reason: &str,
+    stale_after: StaleAfter,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) {
+    // A time in the future (a skewed clock, an edited status) would keep old health standing
+    // for as long as the skew; polls count as failing from now instead.
+    if let Some(ready) = c.iter_mut().find(|x| x.type_ == READY)
+        && ready.last_transition_time.0 > now
+    {
+        ready.last_transition_time = Time(now);
+    }
+    let Some(since) = failing_since(c) else {
+        return;
+    };
+    if now.duration_since(since) < stale_after.duration() {
+        return;
+    }
+    // Whole seconds: what the API server keeps of a time, so the message reads back the same.
+    let since = jiff::Timestamp::from_second(since.as_second()).unwrap_or(since);
+    let message = format!(
+        "No poll has succeeded since {since} (Ready is False: {reason}), {} or more poll \
+         intervals of {:?}; the counts are from the last successful poll and may be out of date",
+        stale_after.failed_intervals, stale_after.interval
+    );
+    for type_ in [HEALTHY, DEGRADED] {
+        set_status(
+            c,
+            type_,
+            "Unknown",
+            "PollsFailing",
+            message.clone(),
+            generation,
+            now,
+        );
+    }
+}
+
+/// When polls began failing: Ready turned False then (or the watch was suspended, and no poll
+/// has succeeded since then either). `lastPollTime` cannot tell, as it is refreshed only every
+/// few minutes while nothing changes.
+fn failing_since(c: &[Condition]) -> Option<jiff::Timestamp> {
+    c.iter()
+        .find(|x| x.type_ == READY && x.status == "False")
+        .map(|ready| ready.last_transition_time.0)
+}
+
+/// How long until Healthy and Degraded turn Unknown should polls keep failing, so that the
+/// next attempt comes no later; `None` when no such turn is pending.
+pub fn until_stale(
+    status: &ScaleSetWatchStatus,
+    stale_after: StaleAfter,
+    now: jiff::Timestamp,
+) -> Option<Duration> {
+    status.instances.as_ref()?;
+    let since = failing_since(&status.conditions)?.min(now);
+    let healthy = status.conditions.iter().find(|c| c.type_ == HEALTHY)?;
+    if healthy.status == "Unknown" {
+        return None;
+    }
+    let left = stale_after
+        .duration()
+        .checked_sub(now.duration_since(since))
+        .unwrap_or_default();
+    Some(Duration::try_from(left).unwrap_or_default())
 }
 
 fn degraded_message(unhealthy: u32, listed: &[UnhealthyInstance]) -> String {
@@ -456,6 +558,12 @@ mod tests {
 
     const TARGET: &str = "AzurePublic/s/rg/web (controller identity)";
 
+    /// Polls every 60s; Healthy turns Unknown after 3 intervals (180s) of failed polls.
+    const STALE: StaleAfter = StaleAfter {
+        interval: Duration::from_secs(60),
+        failed_intervals: 3,
+    };
+
     /// The next status of a watch whose target stays [`TARGET`].
     fn next(
         prev: Option<&ScaleSetWatchStatus>,
@@ -612,6 +720,7 @@ mod tests {
             &Outcome::Failed {
                 reason: "Throttled",
                 message: "throttled by ARM".into(),
+                stale_after: STALE,
             },
             None,
             t(60),
@@ -643,6 +752,7 @@ mod tests {
             &Outcome::Failed {
                 reason: "CredentialsNotFound",
                 message: "Secret ns/x not found".into(),
+                stale_after: STALE,
             },
             Some(1),
             t(0),
@@ -652,6 +762,208 @@ mod tests {
         assert_eq!(cond(&s, DEGRADED).status, "Unknown");
         assert!(s.instances.is_none());
         assert!(s.last_poll_time.is_none());
+    }
+
+    fn throttled() -> Outcome<'static> {
+        Outcome::Failed {
+            reason: "Throttled",
+            message: "throttled by ARM".into(),
+            stale_after: STALE,
+        }
+    }
+
+    /// Applies each outcome in turn, at the given seconds, from `start`.
+    fn run(start: &ScaleSetWatchStatus, steps: &[(i64, &Outcome<'_>)]) -> ScaleSetWatchStatus {
+        steps.iter().fold(start.clone(), |s, (at, outcome)| {
+            next(Some(&s), outcome, None, t(*at))
+        })
+    }
+
+    #[test]
+    fn healthy_turns_unknown_once_polls_have_failed_for_the_configured_intervals() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let fail = throttled();
+        // Retries come sooner than the interval; they are not intervals. The first failure
+        // (60s) starts the count: 3 x 60s later, at 240s, the old health is no longer shown.
+        let before = run(
+            &ok,
+            &[
+                (60, &fail),
+                (65, &fail),
+                (75, &fail),
+                (95, &fail),
+                (239, &fail),
+            ],
+        );
+        assert_eq!(cond(&before, HEALTHY), cond(&ok, HEALTHY), "not yet");
+        assert_eq!(cond(&before, DEGRADED), cond(&ok, DEGRADED));
+        let stale = next(Some(&before), &fail, Some(3), t(240));
+        for type_ in [HEALTHY, DEGRADED] {
+            let c = cond(&stale, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("Unknown", "PollsFailing"),
+                "{type_}"
+            );
+            assert_eq!(c.last_transition_time, Time(t(240)));
+            assert_eq!(c.observed_generation, Some(3));
+            assert_eq!(
+                c.message,
+                format!(
+                    "No poll has succeeded since {} (Ready is False: Throttled), 3 or more poll \
+                     intervals of 60s; the counts are from the last successful poll and may be \
+                     out of date",
+                    t(60)
+                )
+            );
+        }
+        assert_eq!(stale.instances, ok.instances, "the counts stay");
+        assert_eq!(stale.summary, ok.summary);
+        assert_eq!(stale.last_poll_time, ok.last_poll_time);
+        let ts = transitions(Some(&before), &stale);
+        assert_eq!(ts.len(), 1);
+        assert_eq!(
+            (ts[0].type_.as_str(), ts[0].to.as_str()),
+            (HEALTHY, "Unknown")
+        );
+        // Failing on changes nothing: no status write per retry.
+        let again = next(Some(&stale), &fail, Some(3), t(400));
+        assert_eq!(again, stale);
+        // The next successful poll shows the health again.
+        let back = next(Some(&again), &polled(&f, 100), Some(3), t(410));
+        assert_eq!(cond(&back, HEALTHY).status, "True");
+        assert_eq!(cond(&back, HEALTHY).reason, "AllInstancesHealthy");
+        assert_eq!(cond(&back, DEGRADED).status, "False");
+        assert_eq!(cond(&back, READY).status, "True");
+    }
+
+    #[test]
+    fn an_unhealthy_verdict_goes_unknown_too_so_a_wait_for_false_does_not_pass_on_old_data() {
+        let f = fleet(2, 4, 100);
+        let bad = next(None, &polled(&f, 100), None, t(0));
+        assert_eq!(cond(&bad, HEALTHY).status, "False");
+        let fail = throttled();
+        let s = run(&bad, &[(60, &fail), (240, &fail)]);
+        assert_eq!(cond(&s, HEALTHY).status, "Unknown");
+        assert_eq!(cond(&s, DEGRADED).status, "Unknown");
+        assert_eq!(s.summary.as_deref(), Some("2/4"));
+    }
+
+    #[test]
+    fn failed_intervals_count_from_the_first_failed_poll_not_from_the_heartbeat() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        // A steady fleet leaves lastPollTime at 0s until the heartbeat (300s).
+        let steady = run(&ok, &[(60, &polled(&f, 100)), (290, &polled(&f, 100))]);
+        assert_eq!(steady.last_poll_time, Some(Time(t(0))));
+        // The poll at 290s succeeded: one failure at 295s is not three failed intervals,
+        // though lastPollTime is 295s old.
+        let fail = throttled();
+        let once = next(Some(&steady), &fail, None, t(295));
+        assert_eq!(cond(&once, HEALTHY).status, "True");
+        let later = run(&once, &[(474, &fail)]);
+        assert_eq!(cond(&later, HEALTHY).status, "True");
+        let stale = run(&later, &[(475, &fail)]);
+        assert_eq!(cond(&stale, HEALTHY).status, "Unknown");
+    }
+
+    #[test]
+    fn one_failed_interval_and_a_longer_interval_are_honoured() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let fail = |interval: u64, failed_intervals: u32| Outcome::Failed {
+            reason: "AzureUnavailable",
+            message: "503".into(),
+            stale_after: StaleAfter {
+                interval: Duration::from_secs(interval),
+                failed_intervals,
+            },
+        };
+        let s = run(&ok, &[(10, &fail(10, 1)), (19, &fail(10, 1))]);
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+        let s = run(&s, &[(20, &fail(10, 1))]);
+        assert_eq!(cond(&s, HEALTHY).reason, "PollsFailing");
+        assert!(
+            cond(&s, HEALTHY)
+                .message
+                .contains("(Ready is False: AzureUnavailable), 1 or more poll intervals of 10s"),
+            "{}",
+            cond(&s, HEALTHY).message
+        );
+        let s = run(&ok, &[(10, &fail(3600, 2)), (7000, &fail(3600, 2))]);
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+        let s = run(&s, &[(7210, &fail(3600, 2))]);
+        assert_eq!(cond(&s, HEALTHY).status, "Unknown");
+        // However large, the product does not overflow: it never turns Unknown instead.
+        let s = run(
+            &ok,
+            &[
+                (10, &fail(u64::MAX, u32::MAX)),
+                (1 << 37, &fail(u64::MAX, u32::MAX)),
+            ],
+        );
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+    }
+
+    #[test]
+    fn a_ready_transition_time_in_the_future_counts_as_now() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let fail = throttled();
+        let mut skewed = next(Some(&ok), &fail, None, t(60));
+        for c in &mut skewed.conditions {
+            if c.type_ == READY {
+                c.last_transition_time = Time(t(1_000_000));
+            }
+        }
+        let s = run(&skewed, &[(100, &fail)]);
+        assert_eq!(cond(&s, READY).last_transition_time, Time(t(100)));
+        assert_eq!(cond(&s, HEALTHY).status, "True");
+        let s = run(&s, &[(280, &fail)]);
+        assert_eq!(cond(&s, HEALTHY).status, "Unknown");
+    }
+
+    #[test]
+    fn stale_health_does_not_replace_target_changed_or_not_yet_polled() {
+        let fail = throttled();
+        let never = run(
+            &ScaleSetWatchStatus::default(),
+            &[(0, &fail), (1000, &fail)],
+        );
+        assert_eq!(cond(&never, HEALTHY).reason, "NotYetPolled");
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        let moved = next_status(Some(&ok), &fail, Some(OTHER), None, t(60));
+        let later = next_status(Some(&moved), &fail, Some(OTHER), None, t(10_000));
+        assert_eq!(cond(&later, HEALTHY).reason, "TargetChanged");
+        assert_eq!(later, moved);
+    }
+
+    #[test]
+    fn until_stale_says_when_the_next_attempt_must_come_at_the_latest() {
+        let f = fleet(4, 4, 100);
+        let ok = next(None, &polled(&f, 100), None, t(0));
+        assert_eq!(until_stale(&ok, STALE, t(10)), None, "polls succeed");
+        let fail = throttled();
+        let failing = next(Some(&ok), &fail, None, t(60));
+        assert_eq!(
+            until_stale(&failing, STALE, t(60)),
+            Some(Duration::from_secs(180))
+        );
+        assert_eq!(
+            until_stale(&failing, STALE, t(200)),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(until_stale(&failing, STALE, t(500)), Some(Duration::ZERO));
+        let stale = next(Some(&failing), &fail, None, t(240));
+        assert_eq!(until_stale(&stale, STALE, t(250)), None, "already Unknown");
+        let never = next(None, &fail, None, t(0));
+        assert_eq!(
+            until_stale(&never, STALE, t(0)),
+            None,
+            "nothing to go stale"
+        );
     }
 
     #[test]
@@ -782,6 +1094,7 @@ mod tests {
             &Outcome::Failed {
                 reason: "Throttled",
                 message: "throttled".into(),
+                stale_after: STALE,
             },
             None,
             t(60),
@@ -798,6 +1111,7 @@ mod tests {
             &Outcome::Failed {
                 reason: "InvalidRequest",
                 message: "ü".repeat(100_000),
+                stale_after: STALE,
             },
             None,
             t(60),
@@ -828,6 +1142,7 @@ mod tests {
         Outcome::Failed {
             reason: "ScaleSetNotFound",
             message: message.into(),
+            stale_after: STALE,
         }
     }
 
