@@ -58,6 +58,7 @@ fn e2e_scenario() -> String {
           - {name: ambient-allowed, generate: {count: 2}}
           - {name: ambient-denied, generate: {count: 2}}
           - {name: ambient-secret, generate: {count: 2}}
+          - {name: stale, generate: {count: 2}}
 "#),
     )
 }
@@ -369,6 +370,10 @@ fn invalid_specs_are_refused_by_the_api_server_with_clear_messages() {
             "spec.health.minHealthyPercent",
         ),
         (
+            "resourceGroup: rg\nscaleSetName: web\nhealth: {unknownAfterFailedIntervals: 0}",
+            "spec.health.unknownAfterFailedIntervals",
+        ),
+        (
             "resourceGroup: rg\nscaleSetName: web\ncloud: AzureMars",
             "\"AzurePublic\", \"AzureChina\", \"AzureUSGovernment\"",
         ),
@@ -419,6 +424,8 @@ fn invalid_specs_are_refused_by_the_api_server_with_clear_messages() {
         "at least this percentage of its instances is healthy",
         "expectedPowerStates",
         "requireVmAgent",
+        "unknownAfterFailedIntervals",
+        "never passes on old data",
     ] {
         assert!(
             explained.contains(words),
@@ -966,4 +973,139 @@ fn a_status_computed_for_a_deleted_watch_never_lands_on_its_successor() {
             StatusWrite::Gone
         );
     });
+}
+
+/// `kubectl wait --for=condition=Healthy ssw/NAME`, the rollout gate the README documents.
+fn gate(ns: &str, name: &str, condition: &str, timeout: &str) -> std::process::Output {
+    env().cluster.kubectl(&[
+        "wait",
+        &format!("ssw/{name}"),
+        "-n",
+        ns,
+        &format!("--for=condition={condition}"),
+        &format!("--timeout={timeout}"),
+    ])
+}
+
+#[test]
+fn a_healthy_gate_does_not_pass_on_the_last_good_poll_while_polls_fail() {
+    let e = env();
+    let ns = e.cluster.create_namespace("stale");
+    let health = "  health: {unknownAfterFailedIntervals: 1}";
+    e.cluster
+        .kubectl_apply_stdin(&watch_yaml(&ns, "s", &[], "rg-e2e", "stale", health));
+    wait_condition(
+        &ns,
+        "s",
+        "Healthy",
+        "True",
+        Some("AllInstancesHealthy"),
+        Duration::from_secs(40),
+    );
+    let passed = gate(&ns, "s", "Healthy", "10s");
+    assert!(
+        passed.status.success(),
+        "{}",
+        support::describe("gate", &passed)
+    );
+
+    let r = e.sim.scale_set("rg-e2e", "stale");
+    e.sim.set_faults(&r, "[{serverError: {status: 500}}]");
+    // One failed interval (10s) after the first failed poll, the old verdict goes.
+    let obj = wait_condition(
+        &ns,
+        "s",
+        "Healthy",
+        "Unknown",
+        Some("PollsFailing"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(obj["status"]["summary"], "2/2", "the last good counts stay");
+    let ready = condition(&obj, "Ready").expect("Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    let healthy = condition(&obj, "Healthy").expect("Healthy");
+    let message = healthy["message"].as_str().unwrap_or_default();
+    let since = ready["lastTransitionTime"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "No poll has succeeded since {since} (Ready is False: "
+        )) && message.contains("1 or more poll intervals of 10s"),
+        "{message}"
+    );
+    let degraded = condition(&obj, "Degraded").expect("Degraded");
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("Unknown"), Some("PollsFailing"))
+    );
+    let row = e
+        .cluster
+        .kubectl_ok(&["get", "ssw", "s", "-n", &ns, "--no-headers"]);
+    assert!(row.contains("PollsFailing"), "{row}");
+
+    // Gates started now wait: neither Healthy nor its opposite is claimed from old data.
+    for (condition, timeout) in [("Healthy", "20s"), ("Healthy=false", "5s")] {
+        let out = gate(&ns, "s", condition, timeout);
+        assert!(
+            !out.status.success(),
+            "{}",
+            support::describe(condition, &out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("timed out"),
+            "{}",
+            support::describe(condition, &out)
+        );
+    }
+
+    // A gate that is waiting when Azure answers again passes.
+    let waiting = {
+        let ns = ns.clone();
+        std::thread::spawn(move || gate(&ns, "s", "Healthy", "90s"))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    e.sim.clear_faults(&r);
+    let out = waiting.join().expect("gate thread");
+    assert!(out.status.success(), "{}", support::describe("gate", &out));
+    let obj = get(&ns, "s");
+    assert_eq!(
+        condition(&obj, "Healthy").expect("Healthy")["reason"],
+        "AllInstancesHealthy"
+    );
+    assert_eq!(condition(&obj, "Ready").expect("Ready")["status"], "True");
+}
+
+#[test]
+fn kubectl_get_wide_shows_the_resource_group_and_the_condition_messages() {
+    let e = env();
+    let (ns, _) = ready_watch("wide", "w", "worker");
+    let obj = wait_condition(&ns, "w", "Degraded", "True", None, Duration::from_secs(30));
+    let degraded = condition(&obj, "Degraded").expect("Degraded")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        degraded.starts_with("3 unhealthy: 3 (extension bootstrap failed"),
+        "{degraded}"
+    );
+    let wide = e
+        .cluster
+        .kubectl_ok(&["get", "ssw", "w", "-n", &ns, "-o", "wide"]);
+    let mut lines = wide.lines();
+    let header = lines.next().unwrap_or_default();
+    let row = lines.next().unwrap_or_default();
+    for column in ["RESOURCE GROUP", "READY MESSAGE", "DEGRADED MESSAGE"] {
+        assert!(header.contains(column), "{column} missing:\n{wide}");
+    }
+    for value in [
+        " rg-e2e ",
+        "Listed 12 instances of scale set worker",
+        degraded.as_str(),
+    ] {
+        assert!(row.contains(value), "{value:?} missing:\n{wide}");
+    }
+    let narrow = e.cluster.kubectl_ok(&["get", "ssw", "w", "-n", &ns]);
+    assert!(
+        !narrow.contains("RESOURCE GROUP") && !narrow.contains("Listed 12"),
+        "the default view is unchanged:\n{narrow}"
+    );
 }
