@@ -253,16 +253,19 @@ async fn reconcile_inner(
                 *n = n.saturating_add(1);
                 *n
             };
+            let stale_after = status::StaleAfter::of(spec);
             let outcome = Outcome::Failed {
                 reason: e.reason(),
                 message: e.to_string(),
-                stale_after: status::StaleAfter::of(spec),
+                stale_after,
             };
-            (
-                status::next_status(prev, &outcome, Some(&target_id), generation, now),
-                Action::requeue(jittered(retry_delay(interval, failures, e))),
-                Some(e.reason()),
-            )
+            let next = status::next_status(prev, &outcome, Some(&target_id), generation, now);
+            // A long Retry-After must not keep old health standing past the stale rule; the
+            // attempt then is refused by the local throttle gate, without a request to ARM.
+            let retry = jittered(retry_delay(interval, failures, e));
+            let retry = status::until_stale(&next, stale_after, now)
+                .map_or(retry, |left| retry.min(left + Duration::from_secs(1)));
+            (next, Action::requeue(retry), Some(e.reason()))
         }
     };
     for c in &next.conditions {

@@ -59,6 +59,7 @@ fn e2e_scenario() -> String {
           - {name: ambient-denied, generate: {count: 2}}
           - {name: ambient-secret, generate: {count: 2}}
           - {name: stale, generate: {count: 2}}
+          - {name: stale-throttled, generate: {count: 2}}
 "#),
     )
 }
@@ -1072,6 +1073,48 @@ fn a_healthy_gate_does_not_pass_on_the_last_good_poll_while_polls_fail() {
         "AllInstancesHealthy"
     );
     assert_eq!(condition(&obj, "Ready").expect("Ready")["status"], "True");
+}
+
+#[test]
+fn a_long_retry_after_does_not_hold_the_old_verdict_past_the_failed_intervals() {
+    let e = env();
+    let ns = e.cluster.create_namespace("stale-429");
+    let health = "  health: {unknownAfterFailedIntervals: 1}";
+    e.cluster.kubectl_apply_stdin(&watch_yaml(
+        &ns,
+        "s",
+        &[],
+        "rg-e2e",
+        "stale-throttled",
+        health,
+    ));
+    wait_condition(&ns, "s", "Healthy", "True", None, Duration::from_secs(40));
+    let r = e.sim.scale_set("rg-e2e", "stale-throttled");
+    e.sim
+        .set_faults(&r, "[{throttle: {retryAfterSeconds: 300}}]");
+    wait_condition(
+        &ns,
+        "s",
+        "Ready",
+        "False",
+        Some("Throttled"),
+        Duration::from_secs(25),
+    );
+    let throttled = e.sim.stats().scale_set(&r).throttled;
+    // Retrying only after Retry-After, Healthy would stand for 5 minutes.
+    wait_condition(
+        &ns,
+        "s",
+        "Healthy",
+        "Unknown",
+        Some("PollsFailing"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        e.sim.stats().scale_set(&r).throttled,
+        throttled,
+        "a request was sent before Retry-After passed"
+    );
 }
 
 #[test]
