@@ -751,6 +751,7 @@ impl Ctx<'_> {
         }
         let items: Vec<Value> = keys
             .iter()
+            .chain(&duplicate(&fault, &keys, &after))
             .filter_map(|k| ss.instances.get(k))
             .map(|rec| {
                 if flexible {
@@ -935,6 +936,7 @@ impl Ctx<'_> {
                 }
                 let items = keys
                     .iter()
+                    .chain(&duplicate(&fault, &keys, &after))
                     .filter_map(|k| ss.instances.get(k))
                     .map(|rec| render::flex_vm(ss, rec, expand))
                     .collect();
@@ -1143,6 +1145,18 @@ struct PageInfo {
     more: bool,
 }
 
+/// The key a `duplicateInstance` fault serves again on this page: the last
+/// one of the page before, or on page 1 the page's own first.
+fn duplicate(fault: &Option<Applied>, keys: &[String], after: &str) -> Option<String> {
+    if !matches!(fault, Some(Applied::DuplicateInstance)) {
+        return None;
+    }
+    Some(after)
+        .filter(|a| !a.is_empty())
+        .or(keys.first().map(String::as_str))
+        .map(str::to_owned)
+}
+
 fn take_page(
     entries: impl Iterator<Item = String>,
     after: &str,
@@ -1173,6 +1187,7 @@ enum Applied {
         exact: bool,
     },
     Oversized(u32),
+    DuplicateInstance,
 }
 
 /// The first armed fault that matches this request, its count spent; a
@@ -1193,13 +1208,15 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         if f.count == Some(0) {
             return false;
         }
-        let is_link_fault = matches!(
+        let listing_only = matches!(
             f.kind,
-            FaultKind::ForeignNextLink(_) | FaultKind::NextLinkLoop(_)
+            FaultKind::ForeignNextLink(_)
+                | FaultKind::NextLinkLoop(_)
+                | FaultKind::DuplicateInstance(_)
         );
         match (page, f.page) {
             (None, Some(_)) => false,
-            (None, None) => !is_link_fault,
+            (None, None) => !listing_only,
             (Some(p), Some(want)) => p.number == want,
             // A loop needs a page to loop from: page 2 onwards, or page 1
             // when the listing has only one.
@@ -1231,6 +1248,7 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         FaultKind::ForeignNextLink(f) => Applied::ForeignNextLink(f.host.clone()),
         FaultKind::NextLinkLoop(l) => Applied::NextLinkLoop { exact: l.exact },
         FaultKind::OversizedBody(o) => Applied::Oversized(o.megabytes),
+        FaultKind::DuplicateInstance(_) => Applied::DuplicateInstance,
     };
     if let Some(c) = &mut fault.count {
         *c -= 1;
@@ -1352,8 +1370,8 @@ fn apply_to_body(
             }
             Plan::Now(Reply::json(StatusCode::OK, &body))
         }
-        // Link faults are applied by the listing itself.
-        Applied::ForeignNextLink(_) | Applied::NextLinkLoop { .. } => {
+        // Listing faults are applied by the listing itself.
+        Applied::ForeignNextLink(_) | Applied::NextLinkLoop { .. } | Applied::DuplicateInstance => {
             Plan::Now(Reply::json(StatusCode::OK, &body))
         }
     }

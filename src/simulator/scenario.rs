@@ -73,7 +73,7 @@
 //! Fault kinds: `throttle: {retryAfterSeconds, policy?}`, `serverError: {status,
 //! retryAfterSeconds?}`, `timeout: {seconds?}`, `malformedJson: {}`,
 //! `truncatedJson: {percent?}`, `foreignNextLink: {host?}`, `nextLinkLoop: {exact?}`,
-//! `oversizedBody: {megabytes?}`.
+//! `oversizedBody: {megabytes?}`, `duplicateInstance: {}`.
 //!
 //! Scenario files may use `${NAME}` for environment variables (an unset one
 //! is an error).
@@ -492,6 +492,9 @@ pub enum FaultKind {
     /// time, or with `exact: true` the very URL page 1 was fetched with.
     NextLinkLoop(NextLinkLoopFault),
     OversizedBody(OversizedFault),
+    /// The page lists again the instance the page before ended with (page 1:
+    /// its own first one), as a listing that shifted between pages would.
+    DuplicateInstance(NoOptions),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
