@@ -1,7 +1,8 @@
 //! `scaleset-watch check`: the controller's judgement of one scale set, printed in a terminal.
 
 use crate::arm::client::{ArmClient, Limits, ScaleSetRef};
-use crate::arm::model::{ListPages, check_page};
+use crate::arm::model::parse_page;
+use crate::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, EndpointOverrides};
 use crate::crd::{
     Cloud, DEFAULT_API_VERSION, ExpectedPowerState, HealthPolicy, ScaleSetWatchStatus,
@@ -72,20 +73,14 @@ pub async fn run(args: Args) -> i32 {
         },
         require_vm_agent: !args.no_vm_agent,
     };
-    let (pages, name) = match load(&args).await {
+    let (snapshot, name) = match load(&args).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let fleet = match health::assess_pages(&pages, &policy) {
-        Ok(fleet) => fleet,
-        Err(e) => {
-            eprintln!("error: invalid list response: {e}");
-            return 2;
-        }
-    };
+    let fleet = health::assess(&snapshot, &policy);
     let outcome = Outcome::Polled {
         health: &fleet,
         scale_set: &name,
@@ -109,9 +104,9 @@ pub async fn run(args: Args) -> i32 {
     if fleet.policy_met { 0 } else { 1 }
 }
 
-async fn load(args: &Args) -> Result<(ListPages, String), String> {
+async fn load(args: &Args) -> Result<(ScaleSetSnapshot, String), String> {
     if !args.from_file.is_empty() {
-        let mut pages = Vec::new();
+        let mut instances = Vec::new();
         for path in &args.from_file {
             let body = if path.as_os_str() == "-" {
                 let mut buf = Vec::new();
@@ -122,11 +117,11 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
             } else {
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
             };
-            check_page(&body)
+            let page = parse_page(&body)
                 .map_err(|e| format!("{} is not a list response: {e}", path.display()))?;
-            pages.push(body);
+            instances.extend(page.instances);
         }
-        return Ok((ListPages::new(pages), "(from files)".into()));
+        return Ok((ScaleSetSnapshot::new(instances), "(from files)".into()));
     }
     let (Some(subscription), Some(resource_group), Some(scale_set)) =
         (&args.subscription, &args.resource_group, &args.scale_set)
@@ -148,7 +143,7 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
         scale_set_name: scale_set.clone(),
         api_version: args.api_version.clone(),
     };
-    let pages = poller
+    let snapshot = poller
         .poll(
             args.cloud,
             &target,
@@ -157,7 +152,7 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
         )
         .await
         .map_err(|e| format!("{} ({})", e, e.reason()))?;
-    Ok((pages.as_ref().clone(), scale_set.clone()))
+    Ok((std::sync::Arc::unwrap_or_clone(snapshot), scale_set.clone()))
 }
 
 fn table(name: &str, status: &ScaleSetWatchStatus) -> String {

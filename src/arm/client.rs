@@ -1,6 +1,7 @@
 //! The ARM client: lists a scale set's VM instance views, page by page, within Azure's budget.
 
-use super::model::{self, ListPages};
+use super::model;
+use super::snapshot::ScaleSetSnapshot;
 use azure_core::credentials::TokenCredential;
 use rand::RngExt;
 use serde::Deserialize;
@@ -227,7 +228,7 @@ impl ArmClient {
         target: &ScaleSetRef,
         credential: &dyn TokenCredential,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         self.list_pages(arm, target, target.list_url(arm)?, credential, scope)
             .await
     }
@@ -239,7 +240,7 @@ impl ArmClient {
         target: &ScaleSetRef,
         credential: &dyn TokenCredential,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         self.list_pages(
             arm,
             target,
@@ -257,7 +258,7 @@ impl ArmClient {
         first: Url,
         credential: &dyn TokenCredential,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         let gate_key = (
             arm.host_str().unwrap_or("").to_ascii_lowercase(),
             target.subscription_id.to_ascii_lowercase(),
@@ -265,7 +266,7 @@ impl ArmClient {
         );
         let mut url = first;
         let mut seen = HashSet::new();
-        let mut pages = Vec::new();
+        let mut instances = Vec::new();
         loop {
             if !seen.insert(url.to_string()) {
                 return Err(ArmError::InvalidResponse(format!(
@@ -282,19 +283,20 @@ impl ArmClient {
             let body = self
                 .get_page(&url, &gate_key, target, credential, scope)
                 .await?;
-            // Only the link is read now (a validating pass at the cost of a skip); each watch
-            // parses the instances later, borrowing from the kept body.
-            let link = model::check_page(&body)
-                .map_err(|e| {
-                    ArmError::InvalidResponse(format!("page is not a list response: {e}"))
-                })?
+            // Parsed once, as it arrives, into the compact instances; the body is dropped here.
+            let page = model::parse_page(&body).map_err(|e| {
+                ArmError::InvalidResponse(format!("page is not a list response: {e}"))
+            })?;
+            drop(body);
+            instances.extend(page.instances);
+            let link = page
+                .next_link
                 .filter(|l| !l.is_empty())
                 .map(|l| validate_next_link(arm, &l))
                 .transpose()?;
-            pages.push(body);
             match link {
                 Some(next) => url = next,
-                None => return Ok(ListPages::new(pages)),
+                None => return Ok(ScaleSetSnapshot::new(instances)),
             }
         }
     }
