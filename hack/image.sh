@@ -62,6 +62,17 @@ cmd_binary() {
   flock 9
   cmd_context "$ctx"
   log "building the release binary in the Docker build context (first time: several minutes)"
+  # Run from `cargo test`, this script inherits cargo's and rustup's per-run variables; the
+  # build must not see them, or the same build from a shell and from a test rebuilds each
+  # time.
+  local v
+  for v in $(compgen -e); do
+    case $v in
+      CARGO | CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_CRATE_* | CARGO_BIN_* | CARGO_PRIMARY_PACKAGE \
+        | CARGO_TARGET_TMPDIR | LD_LIBRARY_PATH | RUSTUP_TOOLCHAIN | RUSTUP_TOOLCHAIN_SOURCE \
+        | RUST_RECURSION_COUNT) unset "$v" ;;
+    esac
+  done
   (cd "$ctx" && CARGO_TARGET_DIR="$root/target/docker-build" hack/build-static.sh prebuilt) \
     || die "the Docker build context does not compile"
 }
