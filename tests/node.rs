@@ -11,12 +11,12 @@
 
 mod support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use support::controller::{
-    CLIENT, SECRET, SimEnv, TENANT, events_about, scenario, wait_condition, watch_yaml,
+    CLIENT, SECRET, SUB, SimEnv, TENANT, events_about, scenario, wait_condition, watch_yaml,
 };
 use support::{
     Cluster, assert_eventually, describe, repo_root, run_command, unique_name, wait_for_value,
@@ -81,23 +81,22 @@ fn build_and_load_image(cluster: &Cluster, tag: &str) {
     let _ = std::fs::remove_file(&archive);
 }
 
-/// A namespace enforcing the `restricted` Pod Security Standard, with the simulator's CA and
-/// the service principal's Secret in it.
-fn restricted_namespace(prefix: &str) -> String {
+/// Creates namespace `ns`, enforcing the `restricted` Pod Security Standard, with `sim`'s CA
+/// and the service principal's Secret in it.
+fn restricted_namespace(ns: &str, sim: &SimEnv) {
     let b = bed();
-    let ns = unique_name(prefix);
     b.cluster.kubectl_apply_stdin(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    \
          pod-security.kubernetes.io/enforce: restricted\n    \
          pod-security.kubernetes.io/enforce-version: latest\n"
     ));
-    let ca = b.sim.ca_file().display().to_string();
+    let ca = sim.ca_file().display().to_string();
     b.cluster.kubectl_ok(&[
         "create",
         "configmap",
         "sim-ca",
         "-n",
-        &ns,
+        ns,
         &format!("--from-file=ca.crt={ca}"),
     ]);
     b.cluster.kubectl_ok(&[
@@ -106,47 +105,63 @@ fn restricted_namespace(prefix: &str) -> String {
         "generic",
         "azure-sp",
         "-n",
-        &ns,
+        ns,
         &format!("--from-literal=tenantId={TENANT}"),
         &format!("--from-literal=clientId={CLIENT}"),
         &format!("--from-literal=clientSecret={SECRET}"),
     ]);
-    ns
 }
 
-/// `helm upgrade --install` of the chart as release `ssw` in `ns` with the bed's image, the
-/// simulator as Azure, and `extra` `--set` values; waits for the Deployment to be available
-/// (pods Ready through their own probes).
-fn install(ns: &str, tag: &str, extra: &[&str]) {
-    let b = bed();
-    let node_ip = b.cluster.node_ip().expect("node ip");
-    let api_port = b
-        .cluster
+/// Values for release `ssw` in `ns`: the image `tag`, `sim` as Azure, `identity` as
+/// `azure.identity`, and the API server at the node's address (no kube-proxy on the test bed:
+/// KUBERNETES_SERVICE_HOST/PORT name the forwarder there). `extra_env` is appended to
+/// extraEnv.
+fn values(ns: &str, sim: &SimEnv, tag: &str, identity: Value, extra_env: Value) -> Value {
+    let cluster = bed().cluster;
+    let node_ip = cluster.node_ip().expect("node ip");
+    let api_port = cluster
         .api_url()
         .rsplit(':')
         .next()
         .expect("port in the API server URL");
-    let sim = b.sim.url();
+    let mut env = json!([
+        {"name": "KUBERNETES_SERVICE_HOST", "value": node_ip},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": api_port},
+    ]);
+    if let (Some(env), Some(extra)) = (env.as_array_mut(), extra_env.as_array()) {
+        env.extend(extra.iter().cloned());
+    }
+    json!({
+        "image": {"repository": IMAGE_REPO, "tag": tag},
+        "azure": {
+            "armEndpoint": sim.url(),
+            "authorityHost": sim.url(),
+            "caBundle": {"configMap": "sim-ca"},
+            "identity": identity,
+        },
+        "watchNamespace": ns,
+        "leaderElection": {"leaseDurationSeconds": LEASE_SECONDS},
+        "extraEnv": env,
+    })
+}
+
+/// The service principal of the bed's simulator, from the namespace's Secret.
+fn client_secret() -> Value {
+    json!({"mode": "clientSecret", "existingSecret": "azure-sp"})
+}
+
+/// `helm upgrade --install` of the chart as release `ssw` in `ns` with `values` (a file) and
+/// `sets`; waits for the Deployment to be available (pods Ready through their own probes).
+fn install(ns: &str, values: &Value, sets: &[&str]) {
+    let b = bed();
+    let file = b
+        .cluster
+        .dir()
+        .join(format!("{}.values.json", unique_name(ns)));
+    // JSON is YAML.
+    std::fs::write(&file, values.to_string()).expect("write values");
     let chart = repo_root().join("charts/scaleset-watch");
     let timeout = format!("{}s", POD_READY.as_secs());
-    let mut sets = vec![
-        format!("image.repository={IMAGE_REPO}"),
-        format!("image.tag={tag}"),
-        "azure.identity.mode=clientSecret".to_owned(),
-        "azure.identity.existingSecret=azure-sp".to_owned(),
-        format!("azure.armEndpoint={sim}"),
-        format!("azure.authorityHost={sim}"),
-        "azure.caBundle.configMap=sim-ca".to_owned(),
-        format!("watchNamespace={ns}"),
-        format!("leaderElection.leaseDurationSeconds={LEASE_SECONDS}"),
-        // No kube-proxy on the test bed: the API server's forwarder on the node's address.
-        "extraEnv[0].name=KUBERNETES_SERVICE_HOST".to_owned(),
-        format!("extraEnv[0].value={node_ip}"),
-        "extraEnv[1].name=KUBERNETES_SERVICE_PORT".to_owned(),
-    ];
-    sets.extend(extra.iter().map(|s| (*s).to_owned()));
-    // An env value must stay a string; --set would make the port a number.
-    let port = format!("extraEnv[1].value={api_port}");
     let mut args = vec![
         "upgrade",
         "--install",
@@ -154,14 +169,15 @@ fn install(ns: &str, tag: &str, extra: &[&str]) {
         chart.to_str().expect("utf-8 path"),
         "-n",
         ns,
+        "-f",
+        file.to_str().expect("utf-8 path"),
         "--wait",
         "--timeout",
         &timeout,
     ];
-    for s in &sets {
-        args.extend(["--set", s.as_str()]);
+    for s in sets {
+        args.extend(["--set", s]);
     }
-    args.extend(["--set-string", &port]);
     let out = b.cluster.helm(&args);
     assert!(
         out.status.success(),
@@ -223,7 +239,8 @@ fn apply_watch(ns: &str, name: &str, scale_set: &str) {
 #[test]
 fn the_chart_runs_on_the_node_as_restricted_pods_and_its_watch_gets_status() {
     let b = bed();
-    let ns = restricted_namespace("node-basic");
+    let ns = unique_name("node-basic");
+    restricted_namespace(&ns, &b.sim);
     // The namespace really enforces `restricted`: a privileged pod is refused.
     let privileged = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: privileged\n  namespace: {ns}\nspec:\n  \
@@ -240,7 +257,11 @@ fn the_chart_runs_on_the_node_as_restricted_pods_and_its_watch_gets_status() {
         describe("a privileged pod in a restricted namespace", &out)
     );
 
-    install(&ns, &b.tag, &[]);
+    install(
+        &ns,
+        &values(&ns, &b.sim, &b.tag, client_secret(), json!([])),
+        &[],
+    );
     let pod = pods(&ns).pop().expect("one pod");
     assert!(is_ready(&pod), "{pod:#}");
     let name = pod["metadata"]["name"]
@@ -294,10 +315,12 @@ fn the_chart_runs_on_the_node_as_restricted_pods_and_its_watch_gets_status() {
 }
 
 #[test]
-fn deleting_the_leader_pod_hands_over_to_the_standby_within_the_lease_duration() {
+fn deleting_the_leader_pod_hands_over_within_the_lease_duration() {
     let b = bed();
-    let ns = restricted_namespace("node-failover");
-    install(&ns, &b.tag, &["replicaCount=2"]);
+    let ns = unique_name("node-failover");
+    restricted_namespace(&ns, &b.sim);
+    let v = values(&ns, &b.sim, &b.tag, client_secret(), json!([]));
+    install(&ns, &v, &["replicaCount=2"]);
     apply_watch(&ns, "failover", "failover");
     wait_condition(
         b.cluster,
@@ -315,11 +338,6 @@ fn deleting_the_leader_pod_hands_over_to_the_standby_within_the_lease_duration()
         "both pods Ready (the standby too)"
     );
     let leader = lease_holder(&ns).expect("a leader");
-    let standby = before
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().expect("name").to_owned())
-        .find(|n| *n != leader)
-        .expect("a standby pod");
 
     b.cluster
         .kubectl_ok(&["delete", "pod", &leader, "-n", &ns, "--wait=false"]);
@@ -334,7 +352,14 @@ fn deleting_the_leader_pod_hands_over_to_the_standby_within_the_lease_duration()
         "{new_leader} took over {:?} after the delete",
         deleted.elapsed()
     );
-    assert_eq!(new_leader, standby, "the warm standby takes over");
+    // The standby, or the ReplicaSet's replacement pod when it starts before the standby's
+    // next retry (both are this release's pods; the deleted one is not).
+    assert!(
+        pods(&ns)
+            .iter()
+            .any(|p| p["metadata"]["name"] == new_leader.as_str()),
+        "{new_leader} is not a pod of the release"
+    );
 
     // The new leader polls: a change in Azure reaches the status, once.
     let r = b.sim.scale_set(RG, "failover");
@@ -366,8 +391,13 @@ fn deleting_the_leader_pod_hands_over_to_the_standby_within_the_lease_duration()
 #[test]
 fn helm_upgrade_to_a_new_image_tag_rolls_and_keeps_status_and_events() {
     let b = bed();
-    let ns = restricted_namespace("node-upgrade");
-    install(&ns, &b.tag, &[]);
+    let ns = unique_name("node-upgrade");
+    restricted_namespace(&ns, &b.sim);
+    install(
+        &ns,
+        &values(&ns, &b.sim, &b.tag, client_secret(), json!([])),
+        &[],
+    );
     apply_watch(&ns, "upgrade", "upgrade");
     let obj = wait_condition(
         b.cluster,
@@ -384,7 +414,11 @@ fn helm_upgrade_to_a_new_image_tag_rolls_and_keeps_status_and_events() {
 
     let tag2 = unique_name("v2");
     build_and_load_image(b.cluster, &tag2);
-    install(&ns, &tag2, &[]);
+    install(
+        &ns,
+        &values(&ns, &b.sim, &tag2, client_secret(), json!([])),
+        &[],
+    );
     assert_eventually(POD_READY, "only pods of the new tag, Ready", || {
         let p = pods(&ns);
         !p.is_empty()
@@ -409,4 +443,85 @@ fn helm_upgrade_to_a_new_image_tag_rolls_and_keeps_status_and_events() {
         "events after the upgrade ({:?} after the roll): {events_after:#?}",
         rolled.elapsed()
     );
+}
+
+#[test]
+fn workload_identity_exchanges_the_kubelet_projected_token_checked_against_the_jwks() {
+    const WI_CLIENT: &str = "6a1c0d2e-8b3f-4e5a-9c7d-2f4e6a8b0c1d";
+    const AUDIENCE: &str = "api://AzureADTokenExchange";
+    let b = bed();
+    let api = b.cluster.api_url();
+    let node_ip = b.cluster.node_ip().expect("node ip");
+    // The namespace name is needed for the federated credential's subject, before the
+    // simulator (and so the namespace's CA ConfigMap) exists.
+    let ns = unique_name("node-wi");
+    let subject = format!("system:serviceaccount:{ns}:{DEPLOYMENT}");
+    // An application with no client secret: a token can only come from federation.
+    let sim = SimEnv::start_at(
+        &format!(
+            r#"
+servicePrincipals:
+  - tenantId: {TENANT}
+    clientId: {WI_CLIENT}
+    subscriptions: [{SUB}]
+federatedIdentities:
+  - issuer: {api}
+    subject: {subject}
+    audience: {AUDIENCE}
+    tenantId: {TENANT}
+    clientId: {WI_CLIENT}
+    jwksUrl: {api}/openid/v1/jwks
+    jwksCaFile: {ca}
+subscriptions:
+  - id: {SUB}
+    tenantId: {TENANT}
+    resourceGroups:
+      - name: {RG}
+        scaleSets:
+          - {{name: wi, generate: {{count: 3}}}}
+"#,
+            ca = b.cluster.ca_file().display(),
+        ),
+        &format!("{node_ip}:0"),
+    );
+    restricted_namespace(&ns, &sim);
+    // What the Azure Workload Identity webhook injects (there is no webhook here): the
+    // kubelet projects a token for the Entra audience, and the environment names it.
+    let mut v = values(
+        &ns,
+        &sim,
+        &b.tag,
+        json!({"mode": "workload", "clientId": WI_CLIENT, "tenantId": TENANT}),
+        json!([
+            {"name": "AZURE_CLIENT_ID", "value": WI_CLIENT},
+            {"name": "AZURE_TENANT_ID", "value": TENANT},
+            {"name": "AZURE_FEDERATED_TOKEN_FILE",
+             "value": "/var/run/secrets/azure/tokens/azure-identity-token"},
+        ]),
+    );
+    v["extraVolumes"] = json!([{
+        "name": "azure-identity-token",
+        "projected": {"sources": [{"serviceAccountToken": {
+            "path": "azure-identity-token", "audience": AUDIENCE, "expirationSeconds": 3600
+        }}]}
+    }]);
+    v["extraVolumeMounts"] = json!([{
+        "name": "azure-identity-token",
+        "mountPath": "/var/run/secrets/azure/tokens",
+        "readOnly": true
+    }]);
+    install(&ns, &v, &[]);
+    apply_watch(&ns, "wi", "wi");
+    let obj = wait_condition(
+        b.cluster,
+        &ns,
+        "wi",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(60),
+    );
+    assert_eq!(obj["status"]["summary"], "3/3", "{:#}", obj["status"]);
+    let tokens = sim.stats().tokens;
+    assert!(tokens.issued >= 1, "{tokens:?}");
 }
