@@ -36,12 +36,15 @@ CP_MOD_DIR="$HACK_DIR/cp"
 KUBE_VERSION=v1.34.12
 ETCD_VERSION=v3.5.35
 HELM_VERSION=v3.19.5
+# Lints .github/workflows (tests/release.rs); the release workflow cannot run here.
+ACTIONLINT_VERSION=v1.7.12
 
 CACHE_DIR="${SSW_CACHE_DIR:-$HOME/.cache/scaleset-watch}"
 BIN_DIR="$CACHE_DIR/bin"
 KUBE_APISERVER_BIN="$BIN_DIR/kube-apiserver-$KUBE_VERSION"
 ETCD_BIN="$BIN_DIR/etcd-$ETCD_VERSION"
 HELM_BIN="$BIN_DIR/helm-$HELM_VERSION"
+ACTIONLINT_BIN="$BIN_DIR/actionlint-$ACTIONLINT_VERSION"
 KUBELET_BIN="$BIN_DIR/kubelet-$KUBE_VERSION"
 KCM_BIN="$BIN_DIR/kube-controller-manager-$KUBE_VERSION"
 KUBE_SCHEDULER_BIN="$BIN_DIR/kube-scheduler-$KUBE_VERSION"
@@ -139,6 +142,16 @@ build_node() {
   rm -rf "$tmp"
 }
 
+build_actionlint() {
+  local gobin
+  gobin=$(mktemp -d)
+  (cd "$gobin" && run_build "actionlint $ACTIONLINT_VERSION" "$gobin/actionlint" \
+    "${GO_ENV[@]}" GOBIN="$gobin" go install -v -p 2 -trimpath -ldflags "-s -w" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION")
+  mv -f "$gobin/actionlint" "$ACTIONLINT_BIN"
+  rm -rf "$gobin"
+}
+
 build_etcd() {
   local mod="$CP_MOD_DIR/etcd" tmp got
   got=$(cd "$mod" && "${GO_ENV[@]}" go list -mod=readonly -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
@@ -184,7 +197,7 @@ link_path_dir() {
 
 all_built() {
   [[ -x $KUBE_APISERVER_BIN && -x $ETCD_BIN && -x $HELM_BIN \
-    && -x $KUBELET_BIN && -x $KCM_BIN && -x $KUBE_SCHEDULER_BIN \
+    && -x $KUBELET_BIN && -x $KCM_BIN && -x $KUBE_SCHEDULER_BIN && -x $ACTIONLINT_BIN \
     && -x $PATH_DIR/helm && -x $PATH_DIR/etcd && -x $PATH_DIR/kube-apiserver \
     && -x $PATH_DIR/kubelet && -x $PATH_DIR/kube-controller-manager \
     && -x $PATH_DIR/kube-scheduler && -s $PAUSE_TAR ]]
@@ -206,6 +219,7 @@ cmd_build() {
   [[ -x $HELM_BIN ]] || build_helm
   [[ -x $KUBE_APISERVER_BIN ]] || build_kube_apiserver
   [[ -x $KUBELET_BIN && -x $KCM_BIN && -x $KUBE_SCHEDULER_BIN ]] || build_node
+  [[ -x $ACTIONLINT_BIN ]] || build_actionlint
   build_pause_image
   link_path_dir
   exec 9>&-
@@ -220,6 +234,7 @@ export HELM_BIN='$HELM_BIN'
 export KUBELET_BIN='$KUBELET_BIN'
 export KUBE_CONTROLLER_MANAGER_BIN='$KCM_BIN'
 export KUBE_SCHEDULER_BIN='$KUBE_SCHEDULER_BIN'
+export ACTIONLINT_BIN='$ACTIONLINT_BIN'
 export KUBEBUILDER_ASSETS='$PATH_DIR'
 export PATH='$PATH_DIR':"\$PATH"
 EOF
