@@ -1,7 +1,8 @@
 //! `scaleset-watch check`: the controller's judgement of one scale set, printed in a terminal.
 
 use crate::arm::client::{ArmClient, Limits, ScaleSetRef};
-use crate::arm::model::{ListPages, check_page};
+use crate::arm::model::parse_page;
+use crate::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, ClientSecret, EndpointOverrides};
 use crate::crd::{
     Cloud, DEFAULT_API_VERSION, ExpectedPowerState, HealthPolicy, ScaleSetWatch,
@@ -100,23 +101,17 @@ pub async fn run(args: Args) -> i32 {
     let loaded = match job {
         Ok(job) => load(&args, job.input, overrides)
             .await
-            .map(|(pages, name)| (pages, name, job.policy)),
+            .map(|(snapshot, name)| (snapshot, name, job.policy)),
         Err(e) => Err(e),
     };
-    let (pages, name, policy) = match loaded {
+    let (snapshot, name, policy) = match loaded {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let fleet = match health::assess_pages(&pages, &policy) {
-        Ok(fleet) => fleet,
-        Err(e) => {
-            eprintln!("error: invalid list response: {e}");
-            return 2;
-        }
-    };
+    let fleet = health::assess(&snapshot, &policy);
     let outcome = Outcome::Polled {
         health: &fleet,
         scale_set: &name,
@@ -270,10 +265,10 @@ async fn load(
     args: &Args,
     input: Input,
     overrides: EndpointOverrides,
-) -> Result<(ListPages, String), String> {
+) -> Result<(ScaleSetSnapshot, String), String> {
     let (target, cloud, credentials) = match input {
         Input::Files(paths) => {
-            let mut pages = Vec::new();
+            let mut instances = Vec::new();
             for path in &paths {
                 let body = if path.as_os_str() == "-" {
                     let mut buf = Vec::new();
@@ -285,11 +280,11 @@ async fn load(
                     std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
                 };
-                check_page(&body)
+                let page = parse_page(&body)
                     .map_err(|e| format!("{} is not a list response: {e}", path.display()))?;
-                pages.push(body);
+                instances.extend(page.instances);
             }
-            return Ok((ListPages::new(pages), "(from files)".into()));
+            return Ok((ScaleSetSnapshot::new(instances), "(from files)".into()));
         }
         Input::Live {
             target,
@@ -304,11 +299,11 @@ async fn load(
         overrides,
     )
     .with_ambient_credential(azure::command_line_credential);
-    let pages = poller
+    let snapshot = poller
         .poll(cloud, &target, &credentials, Duration::ZERO)
         .await
         .map_err(|e| format!("{} ({})", e, e.reason()))?;
-    Ok((pages.as_ref().clone(), target.scale_set_name))
+    Ok((snapshot.as_ref().clone(), target.scale_set_name))
 }
 
 fn table(name: &str, status: &ScaleSetWatchStatus) -> String {

@@ -1,8 +1,11 @@
-//! The health model: pure functions from parsed instance views to health counts and reasons.
+//! The health model: pure functions from a poll's snapshot to health counts and reasons.
 //!
-//! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data.
+//! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data. What
+//! ARM's statuses mean (which power state, which failure, in which words) was read into the
+//! snapshot when the page arrived; here the watch's policy judges it.
 
-use crate::arm::model::{InstanceView, ListPages, ParseError, ScaleSetVm, Status};
+pub use crate::arm::snapshot::PowerState;
+use crate::arm::snapshot::{Instance, Part, Provisioning, ScaleSetSnapshot, VmAgent};
 use crate::crd::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
     UnhealthyInstance,
@@ -10,55 +13,15 @@ use crate::crd::{
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A VM's power state, from its `PowerState/<state>` status code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerState {
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Deallocating,
-    Deallocated,
-    Unknown,
-}
-
-impl PowerState {
-    fn from_code(state: &str) -> Self {
-        match state.to_ascii_lowercase().as_str() {
-            "starting" => Self::Starting,
-            "running" => Self::Running,
-            "stopping" => Self::Stopping,
-            "stopped" => Self::Stopped,
-            "deallocating" => Self::Deallocating,
-            "deallocated" => Self::Deallocated,
-            _ => Self::Unknown,
-        }
-    }
-
-    fn is_expected(self, expected: &[ExpectedPowerState]) -> bool {
-        expected.iter().any(|e| {
-            matches!(
-                (e, self),
-                (ExpectedPowerState::Running, Self::Running)
-                    | (ExpectedPowerState::Stopped, Self::Stopped)
-                    | (ExpectedPowerState::Deallocated, Self::Deallocated)
-            )
-        })
-    }
-}
-
-impl fmt::Display for PowerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::Deallocating => "deallocating",
-            Self::Deallocated => "deallocated",
-            Self::Unknown => "unknown",
-        })
-    }
+fn is_expected(state: PowerState, expected: &[ExpectedPowerState]) -> bool {
+    expected.iter().any(|e| {
+        matches!(
+            (e, state),
+            (ExpectedPowerState::Running, PowerState::Running)
+                | (ExpectedPowerState::Stopped, PowerState::Stopped)
+                | (ExpectedPowerState::Deallocated, PowerState::Deallocated)
+        )
+    })
 }
 
 /// One reason an instance is unhealthy.
@@ -167,32 +130,33 @@ pub struct FleetHealth {
 }
 
 /// Judges one instance against the policy.
-pub fn assess_instance<'a>(vm: &'a ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth<'a> {
-    let instance_id = vm.display_id();
-    let Some(view) = vm.properties.instance_view.as_ref() else {
+pub fn assess_instance<'a>(instance: &'a Instance, policy: &HealthPolicy) -> InstanceHealth<'a> {
+    let instance_id = &*instance.id;
+    let Some(view) = &instance.view else {
         return InstanceHealth {
             instance_id,
             power_state: PowerState::Unknown,
             fault_domain: None,
             update_domain: None,
             problems: vec![Problem::NoInstanceView {
-                flexible: vm.properties.virtual_machine_resource_id.is_some(),
+                flexible: instance.flexible_reference,
             }],
         };
     };
 
     let mut problems = Vec::new();
-    if let Some(p) = provisioning_problem(vm, view) {
-        problems.push(p);
+    match &view.provisioning {
+        Provisioning::Succeeded => {}
+        Provisioning::InProgress(state) => problems.push(Problem::ProvisioningInProgress {
+            state: (*state).to_owned(),
+        }),
+        Provisioning::Failed(detail) => problems.push(Problem::ProvisioningFailed {
+            detail: detail.to_string(),
+        }),
     }
 
-    let power_state = view
-        .statuses
-        .iter()
-        .find_map(|s| code_suffix(s.code(), "PowerState/"))
-        .map(PowerState::from_code)
-        .unwrap_or(PowerState::Unknown);
-    if !power_state.is_expected(&policy.expected_power_states) {
+    let power_state = view.power_state;
+    if !is_expected(power_state, &policy.expected_power_states) {
         problems.push(Problem::UnexpectedPowerState {
             state: power_state,
             expected: policy.expected_power_states.clone(),
@@ -202,88 +166,52 @@ pub fn assess_instance<'a>(vm: &'a ScaleSetVm, policy: &HealthPolicy) -> Instanc
     // The agent and the application only report from a running VM; a stopped one that the
     // policy accepts is not faulted twice for their silence.
     if power_state == PowerState::Running {
-        if policy.require_vm_agent
-            && let Some(detail) = vm_agent_problem(view)
-        {
-            problems.push(Problem::VmAgentNotReady { detail });
+        if policy.require_vm_agent {
+            match &view.vm_agent {
+                VmAgent::Ready => {}
+                VmAgent::Silent => problems.push(Problem::VmAgentNotReady {
+                    detail: "the VM agent reports no status".into(),
+                }),
+                VmAgent::NotReady(detail) => problems.push(Problem::VmAgentNotReady {
+                    detail: detail.to_string(),
+                }),
+            }
         }
-        if let Some(status) = view.vm_health.as_ref().and_then(|h| h.status.as_ref())
-            && code_suffix(status.code(), "HealthState/")
-                .is_some_and(|s| s.eq_ignore_ascii_case("unhealthy"))
-        {
+        if let Some(detail) = &view.application_unhealthy {
             problems.push(Problem::ApplicationUnhealthy {
-                detail: describe(status, "the Application Health extension reports unhealthy"),
+                detail: detail.to_string(),
             });
         }
     }
 
-    for ext in &view.extensions {
-        if let Some(status) = ext.statuses.iter().find(|s| is_failure(s)) {
-            problems.push(Problem::ExtensionFailed {
-                name: ext
-                    .name
-                    .as_deref()
-                    .or(ext.kind.as_deref())
-                    .unwrap_or("(unnamed)")
-                    .to_owned(),
-                detail: describe(status, "failed"),
-            });
-        }
-    }
-    if let Some(agent) = &view.vm_agent {
-        for handler in &agent.extension_handlers {
-            if let Some(status) = handler.status.as_ref().filter(|s| is_failure(s)) {
-                let name = handler.kind.as_deref().unwrap_or("(unnamed)").to_owned();
-                // A failed extension is reported by its own name, not again through its handler.
-                let already = view.extensions.iter().any(|e| {
-                    e.kind.as_deref() == Some(name.as_str()) && e.statuses.iter().any(is_failure)
-                });
-                if !already {
-                    problems.push(Problem::ExtensionFailed {
-                        name,
-                        detail: describe(status, "handler failed"),
-                    });
-                }
-            }
-        }
-    }
-    for disk in &view.disks {
-        if let Some(status) = disk.statuses.iter().find(|s| is_failure(s)) {
-            problems.push(Problem::DiskFailed {
-                name: disk.name.as_deref().unwrap_or("(unnamed)").to_owned(),
-                detail: describe(status, "failed"),
-            });
-        }
+    for failure in &view.failures {
+        let (name, detail) = (failure.name.to_string(), failure.detail.to_string());
+        problems.push(match failure.part {
+            Part::Extension => Problem::ExtensionFailed { name, detail },
+            Part::Disk => Problem::DiskFailed { name, detail },
+        });
     }
 
     InstanceHealth {
         instance_id,
         power_state,
-        fault_domain: view.platform_fault_domain,
-        update_domain: view.update_domain(),
+        fault_domain: view.fault_domain,
+        update_domain: view.update_domain,
         problems,
     }
 }
 
-/// Judges the whole scale set.
-pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
+/// Judges the whole scale set: what every watch of it does with the one snapshot of a poll.
+pub fn assess(snapshot: &ScaleSetSnapshot, policy: &HealthPolicy) -> FleetHealth {
     let mut fleet = FleetAssessment::new(policy);
-    for vm in vms {
-        fleet.add(vm);
+    for instance in snapshot.instances() {
+        fleet.add(instance);
     }
     fleet.finish()
 }
 
-/// Judges every instance of a list call's pages, parsing and judging one at a time.
-pub fn assess_pages(pages: &ListPages, policy: &HealthPolicy) -> Result<FleetHealth, ParseError> {
-    let mut fleet = FleetAssessment::new(policy);
-    pages.for_each_vm(|vm| fleet.add(&vm))?;
-    Ok(fleet.finish())
-}
-
-/// Judges a scale set one instance at a time, so that instances can be judged as they are
-/// parsed and dropped, never all held at once.
-pub struct FleetAssessment<'p> {
+/// The counts of a scale set, added up one instance at a time.
+struct FleetAssessment<'p> {
     policy: &'p HealthPolicy,
     counts: InstanceCounts,
     fault: BTreeMap<i32, DomainHealth>,
@@ -292,7 +220,7 @@ pub struct FleetAssessment<'p> {
 }
 
 impl<'p> FleetAssessment<'p> {
-    pub fn new(policy: &'p HealthPolicy) -> Self {
+    fn new(policy: &'p HealthPolicy) -> Self {
         Self {
             policy,
             counts: InstanceCounts::default(),
@@ -302,8 +230,8 @@ impl<'p> FleetAssessment<'p> {
         }
     }
 
-    pub fn add(&mut self, vm: &ScaleSetVm) {
-        let health = assess_instance(vm, self.policy);
+    fn add(&mut self, instance: &Instance) {
+        let health = assess_instance(instance, self.policy);
         let counts = &mut self.counts;
         counts.total += 1;
         match health.power_state {
@@ -345,7 +273,7 @@ impl<'p> FleetAssessment<'p> {
         }
     }
 
-    pub fn finish(self) -> FleetHealth {
+    fn finish(self) -> FleetHealth {
         let Self {
             policy,
             counts,
@@ -399,98 +327,11 @@ fn instance_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// The instance view's `ProvisioningState/...` status is more detailed than
-/// `properties.provisioningState`, so it wins when present.
-fn provisioning_problem(vm: &ScaleSetVm, view: &InstanceView) -> Option<Problem> {
-    let from_view = view
-        .statuses
-        .iter()
-        .find(|s| code_suffix(s.code(), "ProvisioningState/").is_some());
-    let (state, status) = match from_view {
-        Some(s) => {
-            let rest = code_suffix(s.code(), "ProvisioningState/").unwrap_or("");
-            (rest.split('/').next().unwrap_or("").to_owned(), Some(s))
-        }
-        None => (
-            vm.properties.provisioning_state.as_deref()?.to_owned(),
-            None,
-        ),
-    };
-    match state.to_ascii_lowercase().as_str() {
-        "succeeded" => None,
-        "failed" => Some(Problem::ProvisioningFailed {
-            detail: status.map_or_else(
-                || "ProvisioningState is Failed".into(),
-                |s| describe(s, "failed"),
-            ),
-        }),
-        "creating" | "updating" | "deleting" | "migrating" => {
-            Some(Problem::ProvisioningInProgress {
-                state: state.to_ascii_lowercase(),
-            })
-        }
-        // An unknown state is not evidence of a fault.
-        _ => None,
-    }
-}
-
-fn vm_agent_problem(view: &InstanceView) -> Option<String> {
-    let Some(agent) = &view.vm_agent else {
-        return Some("the VM agent reports no status".into());
-    };
-    let ready = agent.statuses.iter().any(|s| {
-        code_suffix(s.code(), "ProvisioningState/")
-            .is_some_and(|r| r.eq_ignore_ascii_case("succeeded"))
-    });
-    if ready {
-        return None;
-    }
-    Some(match agent.statuses.first() {
-        Some(s) => describe(s, "not ready"),
-        None => "the VM agent reports no status".into(),
-    })
-}
-
-/// A status reports a failure when its level is Error or its code is `ProvisioningState/failed...`.
-fn is_failure(status: &Status) -> bool {
-    status.is_error_level()
-        || code_suffix(status.code(), "ProvisioningState/").is_some_and(|r| {
-            r.split('/')
-                .next()
-                .is_some_and(|s| s.eq_ignore_ascii_case("failed"))
-        })
-}
-
-/// The part of `code` after `prefix`, compared case-insensitively.
-fn code_suffix<'a>(code: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = code.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &code[prefix.len()..])
-}
-
-/// The most telling words of a status: its message, else its display status, else its code.
-fn describe(status: &Status, fallback: &str) -> String {
-    let message = status
-        .message
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    let display = status
-        .display_status
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    match (display, message) {
-        (_, Some(m)) => m.to_owned(),
-        (Some(d), None) => d.to_owned(),
-        (None, None) => status.code.as_deref().unwrap_or(fallback).to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arm::model::parse_page;
+    use crate::arm::snapshot::View;
     use serde_json::{Value, json};
 
     fn status(code: &str, level: &str, message: &str) -> Value {
@@ -516,17 +357,14 @@ mod tests {
         })
     }
 
-    fn vms(values: Vec<Value>) -> Vec<ScaleSetVm<'static>> {
+    fn vms(values: Vec<Value>) -> ScaleSetSnapshot {
         let body = serde_json::to_vec(&json!({ "value": values })).expect("serializes");
-        // Leaked so the parsed instances may borrow from it for the rest of the test.
-        parse_page(Box::leak(body.into_boxed_slice()))
-            .expect("parses")
-            .value
+        ScaleSetSnapshot::from_pages([body]).expect("parses")
     }
 
     fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth<'static> {
-        let vm: &'static ScaleSetVm<'static> = Box::leak(Box::new(vms(vec![v]).remove(0)));
-        assess_instance(vm, policy)
+        let snapshot: &'static ScaleSetSnapshot = Box::leak(Box::new(vms(vec![v])));
+        assess_instance(&snapshot.instances()[0], policy)
     }
 
     fn set_power(v: &mut Value, state: &str) {
@@ -811,7 +649,7 @@ mod tests {
 
     #[test]
     fn empty_fleet_is_healthy_and_full() {
-        let f = assess(&[], &HealthPolicy::default());
+        let f = assess(&ScaleSetSnapshot::default(), &HealthPolicy::default());
         assert_eq!(f.healthy_percent, 100);
         assert!(f.policy_met);
     }
@@ -853,18 +691,18 @@ mod tests {
         });
         let body = serde_json::to_vec(&page).expect("serializes");
         let parsed = parse_page(&body).expect("tolerated");
-        assert_eq!(parsed.value.len(), 1);
-        assert_eq!(parsed.value[0].display_id(), "3");
-        let view = parsed.value[0]
-            .properties
-            .instance_view
-            .as_ref()
-            .expect("view kept");
-        assert_eq!(view.platform_fault_domain, None);
-        assert_eq!(view.update_domain(), None);
-        assert_eq!(view.vm_agent, None);
-        assert_eq!(view.statuses.len(), 1);
-        let h = assess_instance(&parsed.value[0], &HealthPolicy::default());
+        assert_eq!(parsed.instances.len(), 1);
+        assert_eq!(&*parsed.instances[0].id, "3");
+        let view: &View = parsed.instances[0].view.as_ref().expect("view kept");
+        assert_eq!(view.fault_domain, None);
+        assert_eq!(view.update_domain, None);
+        assert_eq!(view.vm_agent, VmAgent::Silent);
+        assert_eq!(
+            view.power_state,
+            PowerState::Running,
+            "the one status object is read"
+        );
+        let h = assess_instance(&parsed.instances[0], &HealthPolicy::default());
         assert_eq!(h.power_state, PowerState::Running);
     }
 
@@ -887,14 +725,11 @@ mod tests {
             r#"[]"#,
         ] {
             assert!(parse_page(body.as_bytes()).is_err(), "{body} parsed");
-            let mut seen = 0;
-            let streamed = crate::arm::model::for_each_vm(body.as_bytes(), |_| seen += 1);
-            assert!(streamed.is_err(), "{body} streamed");
         }
         assert_eq!(
             parse_page(br#"{"value": []}"#)
                 .expect("empty list")
-                .value
+                .instances
                 .len(),
             0
         );

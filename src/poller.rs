@@ -2,7 +2,7 @@
 //! credentials share one ARM fetch per interval. Knows Azure, not Kubernetes.
 
 use crate::arm::client::{ArmClient, ArmError, ScaleSetRef};
-use crate::arm::model::ListPages;
+use crate::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, AzureSetupError, ClientSecret, EndpointOverrides};
 use crate::crd::Cloud;
 use azure_core::credentials::TokenCredential;
@@ -93,7 +93,7 @@ struct PollKey {
 
 struct CachedPoll {
     at: Instant,
-    result: Result<Arc<ListPages>, PollError>,
+    result: Result<Arc<ScaleSetSnapshot>, PollError>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<CachedPoll>>>;
@@ -137,7 +137,7 @@ impl Poller {
         target: &ScaleSetRef,
         source: &CredentialSource,
         max_age: Duration,
-    ) -> Result<Arc<ListPages>, PollError> {
+    ) -> Result<Arc<ScaleSetSnapshot>, PollError> {
         let endpoints = azure::endpoints(cloud, &self.overrides);
         let credential_key = CredentialKey {
             authority: endpoints.authority.to_string(),
@@ -198,7 +198,7 @@ impl Poller {
         target: &ScaleSetRef,
         source: &CredentialSource,
         key: CredentialKey,
-    ) -> Result<ListPages, PollError> {
+    ) -> Result<ScaleSetSnapshot, PollError> {
         let principal = key.principal_name();
         let credential = self.credential(endpoints, source, key)?;
         let (arm, scope) = (&endpoints.arm, endpoints.scope.as_str());
@@ -207,9 +207,7 @@ impl Poller {
             .list_instance_views(arm, target, credential.as_ref(), &principal, scope)
             .await;
         let flexible = match &uniform {
-            Ok(pages) => pages
-                .lists_flexible_references()
-                .map_err(|e| ArmError::InvalidResponse(e.to_string()))?,
+            Ok(snapshot) => snapshot.lists_flexible_references(),
             // Before 2025-11-01 ARM refuses the scale set VM list of a Flexible set outright.
             Err(ArmError::Api {
                 status: 400,

@@ -1,7 +1,7 @@
 //! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
 
 use crate::ambient::AmbientPolicy;
-use crate::arm::client::{ArmError, ScaleSetRef};
+use crate::arm::client::ScaleSetRef;
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
@@ -220,11 +220,7 @@ async fn reconcile_inner(
         Err(e) => Err(e),
     };
 
-    // The pages were checked to be JSON when fetched; JSON that is not a list of VMs is invalid.
-    let polled = polled.and_then(|pages| {
-        health::assess_pages(&pages, &spec.health)
-            .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
-    });
+    let polled = polled.map(|snapshot| health::assess(&snapshot, &spec.health));
     let now = jiff::Timestamp::now();
     let (next, action, failure) = match &polled {
         Ok(fleet) => {

@@ -192,7 +192,7 @@ fn fault(yaml: &str) -> Fault {
     serde_yaml::from_str(yaml).expect("fault parses")
 }
 
-type Polled = Result<std::sync::Arc<scaleset_watch::arm::model::ListPages>, PollError>;
+type Polled = Result<std::sync::Arc<scaleset_watch::arm::snapshot::ScaleSetSnapshot>, PollError>;
 
 async fn poll(poller: &Poller, vmss: &str) -> Polled {
     poll_as(poller, vmss, CLIENT, "right").await
@@ -217,15 +217,14 @@ async fn poll_in(poller: &Poller, rg: &str, vmss: &str, client: &str, secret: &s
 async fn lists_every_page_and_judges_the_fleet() {
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
-    let pages = poll(&poller, "workers").await.expect("poll succeeds");
-    let vms = pages.vms().expect("pages parse");
-    assert_eq!(vms.len(), 12);
+    let snapshot = poll(&poller, "workers").await.expect("poll succeeds");
+    assert_eq!(snapshot.instances().len(), 12);
     assert_eq!(
         env.list_requests("workers"),
         3,
         "12 instances at 5 a page are 3 pages"
     );
-    let fleet = assess(&vms, &HealthPolicy::default());
+    let fleet = assess(&snapshot, &HealthPolicy::default());
     assert_eq!(fleet.counts.total, 12);
     assert_eq!(fleet.counts.healthy, 10);
     assert_eq!(fleet.counts.disks_failed, 1);
@@ -240,6 +239,26 @@ async fn lists_every_page_and_judges_the_fleet() {
         fleet.unhealthy[0].reasons,
         vec!["disk os failed: disk gone".to_string()]
     );
+}
+
+#[tokio::test]
+async fn an_instance_listed_on_two_pages_counts_once() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    // Every page repeats one instance: page 1 its own first, later pages the one before's last.
+    env.sim
+        .set_faults(
+            &env.sim_ref("workers"),
+            vec![fault("{duplicateInstance: {}}")],
+        )
+        .expect("fault set");
+    let snapshot = poll(&poller, "workers").await.expect("poll succeeds");
+    assert_eq!(snapshot.instances().len(), 12);
+    let fleet = assess(&snapshot, &HealthPolicy::default());
+    assert_eq!(fleet.counts.total, 12);
+    assert_eq!(fleet.counts.healthy, 10);
+    assert_eq!(fleet.counts.disks_failed, 1);
+    assert_eq!(env.list_requests("workers"), 3);
 }
 
 #[tokio::test]
@@ -308,8 +327,8 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
             vec![fault("{serverError: {status: 503}, count: 2}")],
         )
         .expect("fault set");
-    let pages = poll(&poller, "faulty").await.expect("retries get through");
-    assert_eq!(pages.vms().expect("parse").len(), 5);
+    let snapshot = poll(&poller, "faulty").await.expect("retries get through");
+    assert_eq!(snapshot.instances().len(), 5);
     assert_eq!(env.list_requests("faulty"), 5, "2 failed + 3 pages");
 
     env.sim
@@ -440,8 +459,8 @@ async fn watches_of_the_same_scale_set_share_one_fetch_per_interval() {
         poller.poll(Cloud::AzurePublic, &lower, &creds, interval),
         poller.poll(Cloud::AzurePublic, &upper, &creds, interval),
     );
-    assert_eq!(a.expect("a").vms().expect("parse").len(), 12);
-    assert_eq!(b.expect("b").vms().expect("parse").len(), 12);
+    assert_eq!(a.expect("a").instances().len(), 12);
+    assert_eq!(b.expect("b").instances().len(), 12);
     assert_eq!(
         env.list_requests("workers"),
         3,
@@ -555,7 +574,7 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
     for api_version in ["2025-11-01", "2024-11-01"] {
         let mut flex = target("flex");
         flex.api_version = api_version.into();
-        let pages = poller
+        let snapshot = poller
             .poll(
                 Cloud::AzurePublic,
                 &flex,
@@ -564,9 +583,8 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
             )
             .await
             .unwrap_or_else(|e| panic!("{api_version}: {e}"));
-        let vms = pages.vms().expect("parse");
-        assert_eq!(vms.len(), 3, "{api_version}");
-        let fleet = assess(&vms, &HealthPolicy::default());
+        assert_eq!(snapshot.instances().len(), 3, "{api_version}");
+        let fleet = assess(&snapshot, &HealthPolicy::default());
         assert_eq!(
             fleet.counts.no_instance_view, 0,
             "{api_version}: instance views were fetched"
@@ -680,7 +698,7 @@ async fn a_throttle_stops_only_what_azure_throttles() {
     let pages = poll_in(&poller, "rg-b", "faulty", CLIENT, "right")
         .await
         .expect("a scale set of the same name in another resource group is not throttled");
-    assert_eq!(pages.vms().expect("parse").len(), 3);
+    assert_eq!(pages.instances().len(), 3);
     assert_eq!(env.list_requests_in("rg-b", "faulty"), 2);
 
     // ARM throttles one principal's reads of the whole subscription, not another's.
@@ -702,7 +720,7 @@ async fn a_throttle_stops_only_what_azure_throttles() {
     let pages = poll_as(&poller, "workers", PEER, "peer")
         .await
         .expect("another principal has a budget of its own");
-    assert_eq!(pages.vms().expect("parse").len(), 12);
+    assert_eq!(pages.instances().len(), 12);
 }
 
 #[tokio::test]
@@ -880,7 +898,7 @@ async fn bytes_per_listing_are_capped() {
         ..fast_limits()
     });
     let pages = poll(&roomy, "faulty").await.expect("fits");
-    assert_eq!(pages.vms().expect("parse").len(), 5);
+    assert_eq!(pages.instances().len(), 5);
 }
 
 #[tokio::test]

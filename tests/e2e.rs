@@ -133,17 +133,7 @@ fn set_suspend(ns: &str, name: &str, suspend: bool) {
 }
 
 fn events(ns: &str, name: &str) -> Vec<Value> {
-    let list = env().cluster.kubectl_json(&[
-        "get",
-        "events.events.k8s.io",
-        "-n",
-        ns,
-        "--field-selector",
-        &format!("regarding.name={name}"),
-        "-o",
-        "json",
-    ]);
-    list["items"].as_array().cloned().unwrap_or_default()
+    support::controller::events_about(env().cluster, ns, name)
 }
 
 #[test]

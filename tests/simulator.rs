@@ -749,6 +749,23 @@ async fn next_links_can_leave_the_host_or_loop() {
 }
 
 #[tokio::test]
+async fn a_listing_can_serve_an_instance_on_two_pages() {
+    let env = Env::start().await;
+    let token = env.bearer().await;
+    env.fault_workers(&["{duplicateInstance: {}, page: 2}"]);
+    let (items, pages) = env.list_all("workers", &token).await;
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(pages, 3);
+    assert_eq!(ids.len(), 13, "{ids:?}");
+    assert_eq!(ids[10], ids[4], "page 2 repeats page 1's last: {ids:?}");
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 12);
+}
+
+#[tokio::test]
 async fn timeouts_hang_past_the_client_deadline() {
     let env = Env::start().await;
     let token = env.bearer().await;

@@ -1,6 +1,7 @@
 //! The ARM client: lists a scale set's VM instance views, page by page, within Azure's budget.
 
-use super::model::{self, ListPages};
+use super::model;
+use super::snapshot::ScaleSetSnapshot;
 use azure_core::credentials::TokenCredential;
 use rand::RngExt;
 use serde::Deserialize;
@@ -330,7 +331,7 @@ impl ArmClient {
         credential: &dyn TokenCredential,
         principal: &str,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         let first = target.list_url(arm)?;
         self.list_pages(arm, target, first, credential, principal, scope)
             .await
@@ -344,7 +345,7 @@ impl ArmClient {
         credential: &dyn TokenCredential,
         principal: &str,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         let first = target.flexible_list_url(arm)?;
         self.list_pages(arm, target, first, credential, principal, scope)
             .await
@@ -358,11 +359,11 @@ impl ArmClient {
         credential: &dyn TokenCredential,
         principal: &str,
         scope: &str,
-    ) -> Result<ListPages, ArmError> {
+    ) -> Result<ScaleSetSnapshot, ArmError> {
         let gates = gate_keys(arm, target, principal);
         let mut url = first;
         let mut seen = HashSet::new();
-        let mut pages = Vec::new();
+        let mut instances = Vec::new();
         let mut bytes = 0usize;
         loop {
             if !seen.insert(url.to_string()) {
@@ -382,19 +383,20 @@ impl ArmClient {
                 .get_page(&url, &gates, target, credential, scope, budget)
                 .await?;
             bytes = bytes.saturating_add(body.len());
-            // Only the link is read now (a validating pass at the cost of a skip); each watch
-            // parses the instances later, borrowing from the kept body.
-            let link = model::check_page(&body)
-                .map_err(|e| {
-                    ArmError::InvalidResponse(format!("page is not a list response: {e}"))
-                })?
+            // Parsed once, as it arrives, into the compact instances; the body is dropped here.
+            let page = model::parse_page(&body).map_err(|e| {
+                ArmError::InvalidResponse(format!("page is not a list response: {e}"))
+            })?;
+            drop(body);
+            instances.extend(page.instances);
+            let link = page
+                .next_link
                 .filter(|l| !l.is_empty())
                 .map(|l| validate_next_link(arm, &l))
                 .transpose()?;
-            pages.push(body);
             match link {
                 Some(next) => url = next,
-                None => return Ok(ListPages::new(pages)),
+                None => return Ok(ScaleSetSnapshot::new(instances)),
             }
         }
     }

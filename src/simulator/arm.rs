@@ -754,6 +754,7 @@ impl Ctx<'_> {
         }
         let items: Vec<Value> = keys
             .iter()
+            .chain(&duplicate(&fault, &keys, &after))
             .filter_map(|k| ss.instances.get(k))
             .map(|rec| {
                 if flexible {
@@ -943,6 +944,7 @@ impl Ctx<'_> {
                 }
                 let items = keys
                     .iter()
+                    .chain(&duplicate(&fault, &keys, &after))
                     .filter_map(|k| ss.instances.get(k))
                     .map(|rec| render::flex_vm(ss, rec, expand))
                     .collect();
@@ -1172,6 +1174,18 @@ struct PageInfo {
     more: bool,
 }
 
+/// The key a `duplicateInstance` fault serves again on this page: the last
+/// one of the page before, or on page 1 the page's own first.
+fn duplicate(fault: &Option<Applied>, keys: &[String], after: &str) -> Option<String> {
+    if !matches!(fault, Some(Applied::DuplicateInstance)) {
+        return None;
+    }
+    Some(after)
+        .filter(|a| !a.is_empty())
+        .or(keys.first().map(String::as_str))
+        .map(str::to_owned)
+}
+
 fn take_page(
     entries: impl Iterator<Item = String>,
     after: &str,
@@ -1208,6 +1222,7 @@ enum Applied {
     Redirect(RedirectFault),
     NextLinkUserinfo(String),
     EndlessPages,
+    DuplicateInstance,
 }
 
 /// The first armed fault that matches this request, its count spent; a
@@ -1231,17 +1246,18 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
             return false;
         }
         // Faults that only a listing can show.
-        let is_link_fault = matches!(
+        let listing_only = matches!(
             f.kind,
             FaultKind::ForeignNextLink(_)
                 | FaultKind::NextLinkLoop(_)
                 | FaultKind::NextLinkUserinfo(_)
                 | FaultKind::EndlessPages(_)
                 | FaultKind::Redirect(_)
+                | FaultKind::DuplicateInstance(_)
         );
         match (page, f.page) {
             (None, Some(_)) => false,
-            (None, None) => !is_link_fault,
+            (None, None) => !listing_only,
             (Some(p), Some(want)) => p.number == want,
             // A loop needs a page to loop from: page 2 onwards, or page 1
             // when the listing has only one.
@@ -1285,6 +1301,7 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         FaultKind::Redirect(r) => Applied::Redirect(r.clone()),
         FaultKind::NextLinkUserinfo(u) => Applied::NextLinkUserinfo(u.userinfo.clone()),
         FaultKind::EndlessPages(_) => Applied::EndlessPages,
+        FaultKind::DuplicateInstance(_) => Applied::DuplicateInstance,
     };
     if let Some(c) = &mut fault.count {
         *c -= 1;
@@ -1461,7 +1478,8 @@ fn apply_to_body(
         | Applied::NextLinkLoop { .. }
         | Applied::NextLinkUserinfo(_)
         | Applied::EndlessPages
-        | Applied::Redirect(_) => Plan::Now(Reply::json(StatusCode::OK, &body)),
+        | Applied::Redirect(_)
+        | Applied::DuplicateInstance => Plan::Now(Reply::json(StatusCode::OK, &body)),
     }
 }
 

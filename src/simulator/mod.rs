@@ -115,7 +115,7 @@ impl Simulator {
         // reqwest (JWKS fetches) is built without a default crypto
         // provider; an Err only means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let material = tls::generate()?;
+        let material = tls::generate(bind.ip())?;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| SimulatorError::Bind { addr: bind, source })?;

@@ -78,7 +78,8 @@
 //! `foreignNextLink: {host?}`, `nextLinkLoop: {exact?}`, `oversizedBody: {megabytes?}`,
 //! `redirect: {status? (307; 301|302|303|307|308), to}` (Location is `to` plus the
 //! request's path and query), `nextLinkUserinfo: {userinfo? (user:password)}`,
-//! `endlessPages: {}` (a fresh skiptoken on every page, empty pages once listed).
+//! `endlessPages: {}` (a fresh skiptoken on every page, empty pages once listed),
+//! `duplicateInstance: {}` (the page lists again the instance the page before ended with).
 //!
 //! Token endpoint faults (`tokens.fault`, or `PUT /_sim/tokens/fault`), applied to
 //! every token request while no outage is: `redirect: {status?, to}`, or
@@ -593,6 +594,9 @@ pub enum FaultKind {
     /// Every page has a nextLink with a fresh skiptoken, for ever: once the
     /// instances are listed, empty pages follow.
     EndlessPages(NoOptions),
+    /// The page lists again the instance the page before ended with (page 1:
+    /// its own first one), as a listing that shifted between pages would.
+    DuplicateInstance(NoOptions),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,12 @@ pub struct SimEnv {
 #[allow(dead_code)]
 impl SimEnv {
     pub fn start(scenario_yaml: &str) -> SimEnv {
+        SimEnv::start_at(scenario_yaml, "127.0.0.1:0")
+    }
+
+    /// Listens on `bind`, e.g. a test bed node's address so that pods can reach it; the
+    /// certificate then names that address too.
+    pub fn start_at(scenario_yaml: &str, bind: &str) -> SimEnv {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -35,10 +41,7 @@ impl SimEnv {
             .expect("runtime");
         let scenario = Scenario::from_yaml(scenario_yaml).expect("scenario parses");
         let handle = rt
-            .block_on(Simulator::start(
-                scenario,
-                "127.0.0.1:0".parse().expect("addr"),
-            ))
+            .block_on(Simulator::start(scenario, bind.parse().expect("addr")))
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_file = dir.path().join("sim-ca.pem");
@@ -317,6 +320,19 @@ metadata:
 
 pub fn get_watch(cluster: &Cluster, ns: &str, name: &str) -> serde_json::Value {
     cluster.kubectl_json(&["get", "ssw", name, "-n", ns, "-o", "json"])
+}
+
+/// The events.k8s.io Events about object `name` in `ns`.
+pub fn events_about(cluster: &Cluster, ns: &str, name: &str) -> Vec<serde_json::Value> {
+    let list = cluster.kubectl_json(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        ns,
+        "--field-selector",
+        &format!("regarding.name={name}"),
+    ]);
+    list["items"].as_array().cloned().unwrap_or_default()
 }
 
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<serde_json::Value> {

@@ -408,6 +408,19 @@ impl Cluster {
 
     /// Starts a new, private control plane (about 5-10 s). Stopped on `Drop`.
     pub fn start() -> Cluster {
+        Cluster::start_with("up")
+    }
+
+    /// A control plane with a node that runs pods (`hack/control-plane.sh up-node`: kubelet,
+    /// containerd, kube-controller-manager, kube-scheduler), shared by all tests of this test
+    /// binary and torn down by the watchdog when the process exits.
+    pub fn shared_node() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(|| Cluster::start_with("up-node"))
+    }
+
+    /// `subcommand` is `up` or `up-node`.
+    fn start_with(subcommand: &str) -> Cluster {
         tools();
         let base = std::env::temp_dir();
         let dir = tempfile::Builder::new()
@@ -420,12 +433,12 @@ impl Cluster {
         } else {
             "0"
         };
-        // $0 = script, $1 = dir, $2 = keep. `up` output goes to DIR/up.log.
+        // $0 = script, $1 = dir, $2 = keep, $3 = up or up-node. Its output goes to DIR/up.log.
         // SIGPIPE is ignored: if the test process died during `up`, `echo ready` must not
         // kill the watchdog before it runs `down`.
         const WATCHDOG: &str = r#"
             trap '' PIPE
-            if "$0" up "$1" </dev/null >"$1/up.log" 2>&1; then echo ready; else echo failed; fi
+            if "$0" "$3" "$1" </dev/null >"$1/up.log" 2>&1; then echo ready; else echo failed; fi
             cat >/dev/null
             "$0" down "$1" </dev/null >/dev/null 2>&1
             [ "$2" = 1 ] || rm -rf "$1"
@@ -436,6 +449,7 @@ impl Cluster {
             .arg(control_plane_script())
             .arg(&dir)
             .arg(keep)
+            .arg(subcommand)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -526,6 +540,15 @@ impl Cluster {
     pub fn env_vars(&self) -> &[(String, String)] {
         &self.env
     }
+    /// The node's address (only for [`Cluster::shared_node`]): on a bridge of the test bed's
+    /// own; pods reach the host there, e.g. the API server at the same port as on loopback.
+    pub fn node_ip(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SSW_NODE_IP")
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The helm binary built by `hack/control-plane.sh build`.
     pub fn helm_bin(&self) -> &Path {
         &tools().helm
