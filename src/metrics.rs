@@ -492,6 +492,7 @@ mod tests {
                 resource_group: "rg".into(),
                 scale_set_name: "web".into(),
                 api_version: "2025-04-01".into(),
+                model_view: true,
             },
             "Microsoft.Compute/GetVMScaleSetVM3Min",
             7,
@@ -523,6 +524,7 @@ mod tests {
                 resource_group: "rg".into(),
                 scale_set_name: vmss.into(),
                 api_version: "2025-04-01".into(),
+                model_view: true,
             };
             m.remaining_resource_reads(&target, "Microsoft.Compute/GetVMScaleSetVM3Min", 7);
         }

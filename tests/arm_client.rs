@@ -167,6 +167,7 @@ fn target_in(rg: &str, vmss: &str) -> ScaleSetRef {
         resource_group: rg.into(),
         scale_set_name: vmss.into(),
         api_version: "2024-11-01".into(),
+        model_view: false,
     }
 }
 
