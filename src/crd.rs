@@ -368,11 +368,11 @@ pub struct InstanceCounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outdated_model: Option<u32>,
     /// Instances protected from scale-in (protectionPolicy.protectFromScaleIn). Absent when the
-    /// model view is not listed.
+    /// model view is not listed, and for Flexible sets (their VMs have no protection policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_from_scale_in: Option<u32>,
     /// Instances protected from scale set actions (protectionPolicy.protectFromScaleSetActions).
-    /// Absent when the model view is not listed.
+    /// Absent when the model view is not listed, and for Flexible sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_from_scale_set_actions: Option<u32>,
 }

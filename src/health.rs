@@ -349,7 +349,13 @@ impl<'p> FleetAssessment<'p> {
             AppHealth::Unknown => app.unknown += 1,
             AppHealth::Initializing => app.initializing += 1,
         }
-        if let Some(model) = &instance.model {
+        // Protection policies belong to scale set VMs, whose model view carries
+        // latestModelApplied; a Flexible set's VMs have neither, and 0 would be a claim.
+        if let Some(model) = instance
+            .model
+            .as_ref()
+            .filter(|m| m.latest_model_applied.is_some())
+        {
             let add = |count: &mut Option<u32>, yes: bool| {
                 *count = Some(count.unwrap_or(0) + u32::from(yes));
             };

@@ -1003,6 +1003,10 @@ async fn uniform_and_flexible_twins_judge_alike_with_the_model_view() {
         flex.counts.outdated_model, None,
         "Flexible VMs have no scale set model"
     );
+    assert_eq!(
+        flex.counts.protected_from_scale_in, None,
+        "nor protection policies: not 0, unknown"
+    );
 
     // A watch of the same set without the model view cannot be served the full pages' fetch
     // (nor the other way round): its own fetch, trimmed.

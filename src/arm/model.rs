@@ -252,13 +252,13 @@ fn reduce(vm: &Vm<'_>) -> Instance {
 /// The model view, when the item carries one: `latestModelApplied` (Uniform) or `timeCreated`
 /// (every VM from api-version 2021-11-01) says it was listed without `$select`. Zones and
 /// protection alone do not: an unzoned, unprotected instance has neither.
-fn model(vm: &Vm<'_>) -> Option<Model> {
+fn model(vm: &Vm<'_>) -> Option<Box<Model>> {
     let p = vm.properties.as_ref()?;
     if p.latest_model_applied.is_none() && p.time_created.is_none() {
         return None;
     }
     let protection = p.protection_policy.as_ref();
-    Some(Model {
+    Some(Box::new(Model {
         latest_model_applied: p.latest_model_applied,
         protect_from_scale_in: protection.and_then(|p| p.protect_from_scale_in) == Some(true),
         protect_from_scale_set_actions: protection.and_then(|p| p.protect_from_scale_set_actions)
@@ -266,7 +266,7 @@ fn model(vm: &Vm<'_>) -> Option<Model> {
         // A time that does not parse is no time: the grace period then counts as over.
         time_created: p.time_created.as_deref().and_then(|t| t.parse().ok()),
         zone: each(&vm.zones).next().map(|z| Box::from(&**z)),
-    })
+    }))
 }
 
 fn reduce_view(view: &InstanceView<'_>, provisioning_state: Option<&str>) -> View {

@@ -60,8 +60,9 @@ pub struct Instance {
     /// from api-version 2025-11-01 on.
     pub flexible_reference: bool,
     /// What the item says besides its instance view; `None` when it says nothing of it (listed
-    /// with `$select=instanceView`, which trims the item to its ID and instance view).
-    pub model: Option<Model>,
+    /// with `$select=instanceView`, which trims the item to its ID and instance view). Boxed,
+    /// so that a snapshot without it keeps 8 bytes per instance for it, not 48.
+    pub model: Option<Box<Model>>,
 }
 
 /// The model view of an instance: what the list reports when it is not trimmed by `$select`.
