@@ -775,6 +775,17 @@ mod tests {
                 .as_str()
                 .starts_with("https://127.0.0.1:8443/subscriptions/")
         );
+        // The model view: no $select, which would trim it away.
+        let full = ScaleSetRef {
+            model_view: true,
+            ..target
+        };
+        assert!(
+            full.list_url(&arm())
+                .expect("url")
+                .as_str()
+                .ends_with("/virtualMachines?%24expand=instanceView&api-version=2024-11-01")
+        );
     }
 
     #[test]
