@@ -524,6 +524,46 @@ mod tests {
     }
 
     #[test]
+    fn the_model_view_is_read_when_listed_and_odd_values_cost_only_themselves() {
+        let read = |vm: &str| {
+            let page = format!(r#"{{"value": [{vm}]}}"#);
+            parse_page(page.as_bytes())
+                .expect("parses")
+                .instances
+                .remove(0)
+        };
+        let full = read(
+            r#"{"instanceId": "0", "zones": ["2"], "properties": {"latestModelApplied": false,
+                "timeCreated": "2021-06-27T01:02:38.3138469+00:00",
+                "protectionPolicy": {"protectFromScaleIn": true}}}"#,
+        );
+        let model = full.model.expect("model view");
+        assert_eq!(model.latest_model_applied, Some(false));
+        assert!(model.protect_from_scale_in && !model.protect_from_scale_set_actions);
+        assert_eq!(model.zone.as_deref(), Some("2"));
+        assert_eq!(
+            model.time_created,
+            Some("2021-06-27T01:02:38.3138469Z".parse().expect("time"))
+        );
+        // Trimmed by $select: no model view at all, whatever else the item has.
+        assert!(
+            read(r#"{"instanceId": "0", "zones": ["1"], "properties": {}}"#)
+                .model
+                .is_none()
+        );
+        // Values of other types are absent, never a failed page or a guess.
+        let odd = read(
+            r#"{"instanceId": "0", "zones": "1", "properties": {"latestModelApplied": "false",
+                "timeCreated": "yesterday", "protectionPolicy": [true]}}"#,
+        );
+        let model = odd.model.expect("timeCreated was sent, if unreadable");
+        assert_eq!(model.latest_model_applied, None);
+        assert_eq!(model.time_created, None);
+        assert_eq!(model.zone, None);
+        assert!(!model.protect_from_scale_in);
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_or_skipped_never_a_crash() {
         for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
             let deep =
