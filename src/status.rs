@@ -753,6 +753,18 @@ mod tests {
             assert!(c.message.len() <= MAX_CONDITION_MESSAGE_BYTES);
         }
         assert!(s.fault_domains.len() <= MAX_DOMAINS && s.update_domains.len() <= MAX_DOMAINS);
+        assert!(s.zones.len() <= MAX_DOMAINS);
+        assert!(
+            s.zones
+                .iter()
+                .all(|z| z.zone.len() <= MAX_INSTANCE_ID_BYTES)
+        );
+        assert!(s.outdated_instances.len() <= crate::crd::MAX_LISTED_UNHEALTHY);
+        assert!(
+            s.outdated_instances
+                .iter()
+                .all(|id| id.len() <= MAX_INSTANCE_ID_BYTES)
+        );
     }
 
     #[test]
@@ -810,8 +822,20 @@ mod tests {
             })
             .collect();
         f.update_domains = f.fault_domains.clone();
+        // Azure's zones are "1" to "3"; a hostile ARM may name thousands, and long.
+        f.zones = (0..10_000)
+            .map(|z| ZoneHealth {
+                zone: format!("{z}{}", "z".repeat(100_000)),
+                total: 1,
+                unhealthy: 1,
+            })
+            .collect();
+        f.outdated = (0..10_000)
+            .map(|i| format!("{i}{}", "x".repeat(100_000)))
+            .collect();
         let s = next(None, &polled(&f, 100), None, t(0));
         assert_bounded(&s);
+        assert_eq!(s.zones.len(), MAX_DOMAINS);
         assert_eq!(s.fault_domains.len(), MAX_DOMAINS);
         assert_eq!(s.fault_domains[0].domain, 0);
     }
