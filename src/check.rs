@@ -5,8 +5,8 @@ use crate::arm::model::parse_page;
 use crate::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, ClientSecret, EndpointOverrides};
 use crate::crd::{
-    Cloud, DEFAULT_API_VERSION, ExpectedPowerState, HealthPolicy, ScaleSetWatch,
-    ScaleSetWatchStatus,
+    Cloud, DEFAULT_API_VERSION, DEFAULT_APP_HEALTH_GRACE_PERIOD, ExpectedPowerState, HealthPolicy,
+    OutdatedModelPolicy, ScaleSetWatch, ScaleSetWatchStatus,
 };
 use crate::health;
 use crate::poller::{CredentialSource, Poller};
@@ -23,7 +23,7 @@ pub struct Args {
     pub from_file: Vec<PathBuf>,
     /// Take the scale set, api-version, cloud, credentials (its Secret) and health policy from
     /// this ScaleSetWatch, read with the current kubeconfig context.
-    #[arg(long = "from-cluster", value_name = "NAMESPACE/NAME", conflicts_with_all = ["subscription", "resource_group", "scale_set", "api_version", "min_healthy_percent", "expected_power_states", "no_vm_agent"])]
+    #[arg(long = "from-cluster", value_name = "NAMESPACE/NAME", conflicts_with_all = ["subscription", "resource_group", "scale_set", "api_version", "min_healthy_percent", "expected_power_states", "no_vm_agent", "no_model_view", "outdated_model", "app_health_grace_period"])]
     pub from_cluster: Option<String>,
     /// Subscription ID of the scale set.
     #[arg(long, required_unless_present_any = ["from_file", "from_cluster"])]
@@ -58,6 +58,17 @@ pub struct Args {
     /// Do not require the VM agent to report Ready.
     #[arg(long)]
     pub no_vm_agent: bool,
+    /// List with $select=instanceView (smaller pages) and so without the model view:
+    /// no outdated-model, protection or zone counts, and no Application Health grace period.
+    #[arg(long)]
+    pub no_model_view: bool,
+    /// What an instance not on the latest model means: Ignore, Report or Unhealthy.
+    #[arg(long, default_value = "Report", value_parser = parse_outdated_model)]
+    pub outdated_model: OutdatedModelPolicy,
+    /// How long after creation Application Health "unknown" or "initializing" still counts as
+    /// healthy (a Go duration such as 10m).
+    #[arg(long, default_value = DEFAULT_APP_HEALTH_GRACE_PERIOD, value_parser = parse_grace)]
+    pub app_health_grace_period: String,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
 }
@@ -147,6 +158,8 @@ fn from_flags(args: &Args) -> Result<Job, String> {
             args.expected_power_states.clone()
         },
         require_vm_agent: !args.no_vm_agent,
+        app_health_grace_period: args.app_health_grace_period.clone(),
+        outdated_model: args.outdated_model,
         ..HealthPolicy::default()
     };
     if !args.from_file.is_empty() {
@@ -167,6 +180,7 @@ fn from_flags(args: &Args) -> Result<Job, String> {
                 resource_group: resource_group.clone(),
                 scale_set_name: scale_set.clone(),
                 api_version: args.api_version.clone(),
+                model_view: !args.no_model_view,
             },
             cloud: args.cloud,
             credentials: CredentialSource::Ambient,
@@ -215,6 +229,7 @@ async fn from_cluster(args: &Args, reference: &str) -> Result<Job, String> {
                 resource_group: spec.resource_group.clone(),
                 scale_set_name: spec.scale_set_name.clone(),
                 api_version: spec.api_version().to_owned(),
+                model_view: spec.model_view(),
             },
             cloud: spec.cloud.unwrap_or(args.cloud),
             credentials,
@@ -306,6 +321,23 @@ async fn load(
     Ok((snapshot.as_ref().clone(), target.scale_set_name))
 }
 
+fn parse_outdated_model(s: &str) -> Result<OutdatedModelPolicy, String> {
+    match s {
+        "Ignore" => Ok(OutdatedModelPolicy::Ignore),
+        "Report" => Ok(OutdatedModelPolicy::Report),
+        "Unhealthy" => Ok(OutdatedModelPolicy::Unhealthy),
+        other => Err(format!(
+            "unknown policy {other:?}: expected Ignore, Report or Unhealthy"
+        )),
+    }
+}
+
+fn parse_grace(s: &str) -> Result<String, String> {
+    crate::crd::parse_duration(s)
+        .map(|_| s.to_owned())
+        .ok_or_else(|| format!("{s:?} is not a duration such as 10m or 90s"))
+}
+
 fn table(name: &str, status: &ScaleSetWatchStatus) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -342,6 +374,43 @@ fn table(name: &str, status: &ScaleSetWatchStatus) -> String {
             c.disks_failed,
             c.application_unhealthy,
             c.no_instance_view
+        );
+        let a = &c.application_health;
+        let _ = writeln!(
+            out,
+            "APP HEALTH  healthy {}, unhealthy {}, unknown {}, initializing {}, not reported {}; unknown or initializing past the grace period {}",
+            a.healthy,
+            a.unhealthy,
+            a.unknown,
+            a.initializing,
+            a.not_reported,
+            c.application_health_pending
+        );
+        let known = |n: Option<u32>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        if c.outdated_model.is_some() || c.protected_from_scale_in.is_some() {
+            let _ = writeln!(
+                out,
+                "MODEL       outdated {}, protected from scale-in {}, protected from scale set actions {}",
+                known(c.outdated_model),
+                known(c.protected_from_scale_in),
+                known(c.protected_from_scale_set_actions)
+            );
+        }
+    }
+    if !status.zones.is_empty() {
+        let parts: Vec<String> = status
+            .zones
+            .iter()
+            .map(|z| format!("{}: {}/{} unhealthy", z.zone, z.unhealthy, z.total))
+            .collect();
+        let _ = writeln!(out, "{:<11} {}", "ZONES", parts.join(", "));
+    }
+    if !status.outdated_instances.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<11} {}",
+            "OUTDATED",
+            status.outdated_instances.join(", ")
         );
     }
     for (label, domains) in [

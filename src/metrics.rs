@@ -63,7 +63,7 @@ const CONDITIONS: [&str; 3] = ["Ready", "Healthy", "Degraded"];
 const CONDITION_STATUSES: [&str; 3] = ["true", "false", "unknown"];
 
 /// The `state` label values of `scaleset_watch_instances`, in the order `record_counts` sets them.
-const STATES: [&str; 15] = [
+const STATES: [&str; 23] = [
     "total",
     "healthy",
     "unhealthy",
@@ -79,6 +79,15 @@ const STATES: [&str; 15] = [
     "disks_failed",
     "application_unhealthy",
     "no_instance_view",
+    "application_health_pending",
+    "app_health_healthy",
+    "app_health_unhealthy",
+    "app_health_unknown",
+    "app_health_initializing",
+    // Known only with the model view: no series otherwise, rather than a 0 that is a claim.
+    "outdated_model",
+    "protected_from_scale_in",
+    "protected_from_scale_set_actions",
 ];
 
 pub struct Metrics {
@@ -269,7 +278,8 @@ impl Metrics {
         healthy_percent: u8,
     ) {
         self.track(namespace, name);
-        let values = [
+        let app = &counts.application_health;
+        let always = [
             counts.total,
             counts.healthy,
             counts.unhealthy,
@@ -285,15 +295,32 @@ impl Metrics {
             counts.disks_failed,
             counts.application_unhealthy,
             counts.no_instance_view,
+            counts.application_health_pending,
+            app.healthy,
+            app.unhealthy,
+            app.unknown,
+            app.initializing,
+        ]
+        .map(Some);
+        let model_view = [
+            counts.outdated_model,
+            counts.protected_from_scale_in,
+            counts.protected_from_scale_set_actions,
         ];
-        for (state, n) in STATES.into_iter().zip(values) {
-            self.instances
-                .get_or_create(&InstanceLabels {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    state,
-                })
-                .set(i64::from(n));
+        for (state, n) in STATES.into_iter().zip(always.into_iter().chain(model_view)) {
+            let labels = InstanceLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                state,
+            };
+            match n {
+                Some(n) => {
+                    self.instances.get_or_create(&labels).set(i64::from(n));
+                }
+                None => {
+                    self.instances.remove(&labels);
+                }
+            }
         }
         self.healthy_percent
             .get_or_create(&WatchLabels {
@@ -394,6 +421,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rollout_series_exist_only_while_the_model_view_says_something() {
+        let m = Metrics::default();
+        let mut counts = InstanceCounts {
+            total: 3,
+            outdated_model: Some(2),
+            protected_from_scale_in: Some(1),
+            protected_from_scale_set_actions: Some(0),
+            ..Default::default()
+        };
+        counts.application_health.initializing = 1;
+        m.record_counts("ns", "web", &counts, 100);
+        let text = m.encode().expect("encodes");
+        for series in [
+            r#"state="outdated_model"} 2"#,
+            r#"state="protected_from_scale_in"} 1"#,
+            r#"state="app_health_initializing"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        counts.outdated_model = None;
+        m.record_counts("ns", "web", &counts, 100);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"state="outdated_model""#), "{text}");
+    }
+
+    #[test]
     fn series_follow_the_watches_and_disappear_with_them() {
         let m = Metrics::default();
         let counts = InstanceCounts {
@@ -492,6 +545,7 @@ mod tests {
                 resource_group: "rg".into(),
                 scale_set_name: "web".into(),
                 api_version: "2025-04-01".into(),
+                model_view: true,
             },
             "Microsoft.Compute/GetVMScaleSetVM3Min",
             7,
@@ -523,6 +577,7 @@ mod tests {
                 resource_group: "rg".into(),
                 scale_set_name: vmss.into(),
                 api_version: "2025-04-01".into(),
+                model_view: true,
             };
             m.remaining_resource_reads(&target, "Microsoft.Compute/GetVMScaleSetVM3Min", 7);
         }

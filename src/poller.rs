@@ -88,6 +88,8 @@ struct PollKey {
     resource_group: String,
     scale_set: String,
     api_version: String,
+    /// A page trimmed by `$select` cannot serve a watch that asks for the model view.
+    model_view: bool,
     credential: CredentialKey,
 }
 
@@ -156,6 +158,7 @@ impl Poller {
             resource_group: target.resource_group.to_lowercase(),
             scale_set: target.scale_set_name.to_ascii_lowercase(),
             api_version: target.api_version.clone(),
+            model_view: target.model_view,
             credential: credential_key.clone(),
         };
         let slot = {

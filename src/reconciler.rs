@@ -213,6 +213,7 @@ async fn reconcile_inner(
                 resource_group: spec.resource_group.clone(),
                 scale_set_name: spec.scale_set_name.clone(),
                 api_version: spec.api_version().to_owned(),
+                model_view: spec.model_view(),
             };
             let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
             ctx.poller.poll(cloud, &target, &source, interval).await

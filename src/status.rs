@@ -1,6 +1,6 @@
 //! From one poll's outcome and the previous status to the next status. Pure: no clock, no I/O.
 
-use crate::crd::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance};
+use crate::crd::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance, ZoneHealth};
 use crate::health::FleetHealth;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
@@ -111,6 +111,8 @@ pub fn next_status(
             next.healthy_percent = Some(health.healthy_percent);
             next.fault_domains = health.fault_domains.clone();
             next.update_domains = health.update_domains.clone();
+            next.zones = health.zones.clone();
+            next.outdated_instances = health.outdated.clone();
             next.unhealthy_instances = health.unhealthy.clone();
             next.unhealthy_instances_omitted = health.unhealthy_omitted;
             bound_lists(&mut next);
@@ -173,7 +175,7 @@ pub fn next_status(
                     DEGRADED,
                     true,
                     "InstancesUnhealthy",
-                    degraded_message(counts.unhealthy, &next.unhealthy_instances),
+                    degraded_message(counts.unhealthy, &next.unhealthy_instances, &next.zones),
                     generation,
                     now,
                 );
@@ -326,8 +328,14 @@ pub fn until_stale(
     Some(Duration::try_from(left).unwrap_or_default())
 }
 
-fn degraded_message(unhealthy: u32, listed: &[UnhealthyInstance]) -> String {
+fn degraded_message(unhealthy: u32, listed: &[UnhealthyInstance], zones: &[ZoneHealth]) -> String {
     const SHOWN: usize = 3;
+    // One zone holding every unhealthy instance is the news: a zonal outage, not a fleet's.
+    let mut sick = zones.iter().filter(|z| z.unhealthy > 0);
+    let zone = match (sick.next(), sick.next()) {
+        (Some(z), None) if z.unhealthy == unhealthy && zones.len() > 1 => Some(z),
+        _ => None,
+    };
     let mut parts: Vec<String> = listed
         .iter()
         .take(SHOWN)
@@ -336,7 +344,16 @@ fn degraded_message(unhealthy: u32, listed: &[UnhealthyInstance]) -> String {
     if unhealthy as usize > SHOWN {
         parts.push(format!("and {} more", unhealthy as usize - SHOWN));
     }
-    format!("{unhealthy} unhealthy: {}", parts.join(", "))
+    match zone {
+        Some(z) => format!(
+            "{unhealthy} unhealthy, all in zone {} ({} of its {} instances): {}",
+            z.zone,
+            z.unhealthy,
+            z.total,
+            parts.join(", ")
+        ),
+        None => format!("{unhealthy} unhealthy: {}", parts.join(", ")),
+    }
 }
 
 /// Sets a condition; `lastTransitionTime` moves only when its status changes.
@@ -427,6 +444,8 @@ fn forget_another_targets_counts(
     next.healthy_percent = None;
     next.fault_domains.clear();
     next.update_domains.clear();
+    next.zones.clear();
+    next.outdated_instances.clear();
     next.unhealthy_instances.clear();
     next.unhealthy_instances_omitted = 0;
     next.last_poll_time = None;
@@ -451,6 +470,16 @@ fn forget_another_targets_counts(
 fn bound_lists(status: &mut ScaleSetWatchStatus) {
     status.fault_domains.truncate(MAX_DOMAINS);
     status.update_domains.truncate(MAX_DOMAINS);
+    status.zones.truncate(MAX_DOMAINS);
+    for z in &mut status.zones {
+        z.zone = truncate(&z.zone, MAX_INSTANCE_ID_BYTES);
+    }
+    status
+        .outdated_instances
+        .truncate(crate::crd::MAX_LISTED_UNHEALTHY);
+    for id in &mut status.outdated_instances {
+        *id = truncate(id, MAX_INSTANCE_ID_BYTES);
+    }
     let listed = status.unhealthy_instances.len();
     status
         .unhealthy_instances
@@ -632,6 +661,30 @@ mod tests {
             "1 unhealthy: 0 (disk os failed: io)"
         );
         assert_eq!(cond(&s, HEALTHY).observed_generation, Some(2));
+    }
+
+    #[test]
+    fn degraded_names_the_zone_that_holds_every_unhealthy_instance() {
+        let zone = |name: &str, total, unhealthy| ZoneHealth {
+            zone: name.into(),
+            total,
+            unhealthy,
+        };
+        let mut f = fleet(4, 6, 50);
+        f.zones = vec![zone("1", 2, 0), zone("2", 2, 2), zone("3", 2, 0)];
+        let s = next(None, &polled(&f, 50), None, t(0));
+        assert_eq!(
+            cond(&s, DEGRADED).message,
+            "2 unhealthy, all in zone 2 (2 of its 2 instances): 0 (disk os failed: io), 1 (disk os failed: io)"
+        );
+        assert_eq!(s.zones, f.zones);
+        // Spread over two zones, or a single-zone set: no zone is the news.
+        f.zones = vec![zone("1", 2, 1), zone("2", 2, 1), zone("3", 2, 0)];
+        let s = next(None, &polled(&f, 50), None, t(0));
+        assert!(cond(&s, DEGRADED).message.starts_with("2 unhealthy: "));
+        f.zones = vec![zone("1", 6, 2)];
+        let s = next(None, &polled(&f, 50), None, t(0));
+        assert!(cond(&s, DEGRADED).message.starts_with("2 unhealthy: "));
     }
 
     #[test]
@@ -1012,6 +1065,18 @@ mod tests {
             assert!(c.message.len() <= MAX_CONDITION_MESSAGE_BYTES);
         }
         assert!(s.fault_domains.len() <= MAX_DOMAINS && s.update_domains.len() <= MAX_DOMAINS);
+        assert!(s.zones.len() <= MAX_DOMAINS);
+        assert!(
+            s.zones
+                .iter()
+                .all(|z| z.zone.len() <= MAX_INSTANCE_ID_BYTES)
+        );
+        assert!(s.outdated_instances.len() <= crate::crd::MAX_LISTED_UNHEALTHY);
+        assert!(
+            s.outdated_instances
+                .iter()
+                .all(|id| id.len() <= MAX_INSTANCE_ID_BYTES)
+        );
     }
 
     #[test]
@@ -1069,8 +1134,20 @@ mod tests {
             })
             .collect();
         f.update_domains = f.fault_domains.clone();
+        // Azure's zones are "1" to "3"; a hostile ARM may name thousands, and long.
+        f.zones = (0..10_000)
+            .map(|z| ZoneHealth {
+                zone: format!("{z}{}", "z".repeat(100_000)),
+                total: 1,
+                unhealthy: 1,
+            })
+            .collect();
+        f.outdated = (0..10_000)
+            .map(|i| format!("{i}{}", "x".repeat(100_000)))
+            .collect();
         let s = next(None, &polled(&f, 100), None, t(0));
         assert_bounded(&s);
+        assert_eq!(s.zones.len(), MAX_DOMAINS);
         assert_eq!(s.fault_domains.len(), MAX_DOMAINS);
         assert_eq!(s.fault_domains[0].domain, 0);
     }

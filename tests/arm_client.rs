@@ -50,6 +50,19 @@ subscriptions:
             generate: {{count: 3}}
             instances:
               - {{id: 1, vmAgent: notReady}}
+          - name: twin-uniform
+            generate: {{count: 6, zones: ["1", "2"]}}
+            instances: &twins
+              - {{id: 0, appHealth: healthy}}
+              - {{id: 1, appHealth: unhealthy}}
+              - {{id: 2, appHealth: unknown, timeCreated: "2020-01-01T00:00:00Z"}}
+              - {{id: 3, appHealth: initializing}}
+              - {{id: 4, appHealth: healthy, latestModelApplied: false, protectFromScaleIn: true}}
+              - {{id: 5, appHealth: healthy, powerState: stopped}}
+          - name: twin-flex
+            orchestrationMode: Flexible
+            generate: {{count: 6, zones: ["1", "2"]}}
+            instances: *twins
       - name: rg-b
         scaleSets:
           - name: faulty
@@ -167,6 +180,7 @@ fn target_in(rg: &str, vmss: &str) -> ScaleSetRef {
         resource_group: rg.into(),
         scale_set_name: vmss.into(),
         api_version: "2024-11-01".into(),
+        model_view: false,
     }
 }
 
@@ -923,5 +937,97 @@ async fn a_sign_in_outage_asking_to_wait_a_day_does_not_hold_the_poll() {
     assert!(
         (2..=4).contains(&tokens),
         "the SDK's few quick retries, no more: {tokens}"
+    );
+}
+
+/// The same instance states in a Uniform and a Flexible set judge alike, from the model view
+/// each lists (the Flexible one through its VMs); only what Flexible VMs do not have
+/// (latestModelApplied, protection policies) differs. A watch without the model view gets a
+/// fetch of its own, trimmed by `$select`.
+#[tokio::test]
+async fn uniform_and_flexible_twins_judge_alike_with_the_model_view() {
+    let env = Env::start().await;
+    let poller = env.poller(fast_limits());
+    let mut judged = Vec::new();
+    for vmss in ["twin-uniform", "twin-flex"] {
+        let mut t = target(vmss);
+        t.api_version = "2025-11-01".into();
+        t.model_view = true;
+        let snapshot = poller
+            .poll(
+                Cloud::AzurePublic,
+                &t,
+                &principal(CLIENT, "right"),
+                Duration::from_secs(600),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{vmss}: {e}"));
+        judged.push(assess(&snapshot, &HealthPolicy::default()));
+    }
+    let (uniform, flex) = (&judged[0], &judged[1]);
+    let a = &uniform.counts.application_health;
+    assert_eq!(
+        (a.healthy, a.unhealthy, a.unknown, a.initializing),
+        (3, 1, 1, 1),
+        "the stopped VM still reports its last application health"
+    );
+    assert_eq!(a.not_reported, 0);
+    // Unhealthy: the unhealthy app, the unknown one created long ago, the stopped VM; the
+    // initializing one was created just now, within the grace period.
+    assert_eq!(uniform.counts.unhealthy, 3);
+    assert_eq!(uniform.counts.application_health_pending, 1);
+    assert_eq!(uniform.counts.outdated_model, Some(1));
+    assert_eq!(uniform.outdated, vec!["4"]);
+    assert_eq!(uniform.counts.protected_from_scale_in, Some(1));
+    let zones: Vec<(&str, u32)> = uniform
+        .zones
+        .iter()
+        .map(|z| (z.zone.as_str(), z.total))
+        .collect();
+    assert_eq!(zones, vec![("1", 3), ("2", 3)]);
+
+    let same = |f: &scaleset_watch::health::FleetHealth| {
+        let c = &f.counts;
+        (
+            c.total,
+            c.healthy,
+            c.unhealthy,
+            c.application_health.clone(),
+            c.application_health_pending,
+            f.zones.clone(),
+            f.healthy_percent,
+        )
+    };
+    assert_eq!(same(uniform), same(flex));
+    assert_eq!(
+        flex.counts.outdated_model, None,
+        "Flexible VMs have no scale set model"
+    );
+    assert_eq!(
+        flex.counts.protected_from_scale_in, None,
+        "nor protection policies: not 0, unknown"
+    );
+
+    // A watch of the same set without the model view cannot be served the full pages' fetch
+    // (nor the other way round): its own fetch, trimmed.
+    let before = env.list_requests("twin-uniform");
+    let mut trimmed = target("twin-uniform");
+    trimmed.api_version = "2025-11-01".into();
+    let snapshot = poller
+        .poll(
+            Cloud::AzurePublic,
+            &trimmed,
+            &principal(CLIENT, "right"),
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("poll succeeds");
+    assert_eq!(env.list_requests("twin-uniform"), before + 1);
+    let f = assess(&snapshot, &HealthPolicy::default());
+    assert_eq!(f.counts.outdated_model, None);
+    assert!(f.zones.is_empty());
+    assert_eq!(
+        f.counts.application_health_pending, 2,
+        "without timeCreated, unknown and initializing get no grace"
     );
 }

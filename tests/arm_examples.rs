@@ -2,7 +2,7 @@
 
 use scaleset_watch::arm::model::{Page, parse_page};
 use scaleset_watch::arm::snapshot::{PowerState, Provisioning, ScaleSetSnapshot, View};
-use scaleset_watch::crd::{DomainHealth, HealthPolicy, InstanceCounts};
+use scaleset_watch::crd::{ApplicationHealthCounts, DomainHealth, HealthPolicy, InstanceCounts};
 use scaleset_watch::health::{FleetHealth, assess};
 use std::path::{Path, PathBuf};
 
@@ -65,6 +65,7 @@ fn seed_2017_instance_has_failed_provisioning_and_extension() {
             running: 1,
             provisioning_failed: 1,
             extensions_failed: 1,
+            application_health: not_reported(1),
             ..Default::default()
         }
     );
@@ -121,6 +122,15 @@ fn maximum_set_filler_values_parse_and_count_as_unknown_power_state() {
             total: 1,
             unhealthy: 1,
             power_state_unknown: 1,
+            // Its vmHealth code is filler: no state this model knows, so unknown.
+            application_health: ApplicationHealthCounts {
+                unknown: 1,
+                ..Default::default()
+            },
+            // The full item carries the model view.
+            outdated_model: Some(0),
+            protected_from_scale_in: Some(1),
+            protected_from_scale_set_actions: Some(1),
             ..Default::default()
         }
     );
@@ -140,6 +150,7 @@ fn minimum_set_has_no_instance_view_and_takes_its_id_from_the_resource_id() {
             unhealthy: 1,
             power_state_unknown: 1,
             no_instance_view: 1,
+            application_health: not_reported(1),
             ..Default::default()
         }
     );
@@ -177,6 +188,7 @@ fn recorded_real_instance_view_is_healthy() {
             total: 1,
             healthy: 1,
             running: 1,
+            application_health: not_reported(1),
             ..Default::default()
         }
     );
@@ -309,5 +321,12 @@ fn a_truncated_page_is_an_error() {
         .expect("closing brace");
     for cut in 1..end {
         assert!(parse_page(&body[..cut]).is_err(), "cut at {cut} parsed");
+    }
+}
+
+fn not_reported(n: u32) -> ApplicationHealthCounts {
+    ApplicationHealthCounts {
+        not_reported: n,
+        ..Default::default()
     }
 }

@@ -579,3 +579,66 @@ fn from_cluster_wants_namespace_and_name() {
         );
     }
 }
+
+/// A saved page listed without `$select` (the model view too): the table reports Application
+/// Health per state, the outdated and protected instances and the zones, and the policy flags
+/// for them apply.
+#[test]
+fn a_saved_page_with_the_model_view_reports_app_health_rollout_and_zones() {
+    let vm = |id: u32, zone: &str, health: &str, latest: bool, protect: bool| {
+        serde_json::json!({
+            "instanceId": id.to_string(),
+            "zones": [zone],
+            "properties": {
+                "latestModelApplied": latest,
+                "timeCreated": "2020-01-01T00:00:00+00:00",
+                "protectionPolicy": {"protectFromScaleIn": protect, "protectFromScaleSetActions": false},
+                "instanceView": {
+                    "vmAgent": {"statuses": [{"code": "ProvisioningState/succeeded"}]},
+                    "vmHealth": {"status": {"code": format!("HealthState/{health}")}},
+                    "statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/running"}]
+                }
+            }
+        })
+    };
+    let page = serde_json::json!({"value": [
+        vm(0, "1", "healthy", true, true),
+        vm(1, "1", "healthy", false, false),
+        vm(2, "2", "initializing", true, false),
+        vm(3, "2", "unknown", false, false),
+    ]});
+    let body = serde_json::to_vec(&page).expect("serializes");
+    let mut cmd = bin();
+    cmd.args(["--min-healthy-percent", "50", "--from-file", "-"]);
+    let out = with_stdin(cmd, &body);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    for line in [
+        "APP HEALTH  healthy 2, unhealthy 0, unknown 1, initializing 1, not reported 0; unknown or initializing past the grace period 2",
+        "MODEL       outdated 2, protected from scale-in 1, protected from scale set actions 0",
+        "ZONES       1: 0/2 unhealthy, 2: 2/2 unhealthy",
+        "OUTDATED    1, 3",
+        "all in zone 2 (2 of its 2 instances)",
+        "application health initializing for longer than the 10m grace period after creation",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    // A rollout may be made to count, and the grace period to cover those instances.
+    let mut cmd = bin();
+    cmd.args([
+        "-o",
+        "json",
+        "--outdated-model",
+        "Unhealthy",
+        "--app-health-grace-period",
+        "100000h",
+        "--from-file",
+        "-",
+    ]);
+    let out = with_stdin(cmd, &body);
+    assert_eq!(out.status.code(), Some(1));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["summary"], "2/4");
+    assert_eq!(status["instances"]["applicationHealthPending"], 0);
+    assert_eq!(status["unhealthyInstances"][0]["instanceId"], "1");
+}

@@ -60,6 +60,24 @@ fn e2e_scenario() -> String {
           - {name: ambient-secret, generate: {count: 2}}
           - {name: stale, generate: {count: 2}}
           - {name: stale-throttled, generate: {count: 2}}
+          - name: rollout
+            defaults: {latestModelApplied: false}
+            generate: {count: 3}
+          - name: twin-uniform
+            generate: {count: 6, zones: ["1", "2", "3"]}
+            instances: &twins
+              - {id: 0, appHealth: healthy}
+              - {id: 1, appHealth: unhealthy}
+              - {id: 2, appHealth: unknown, timeCreated: "2020-01-01T00:00:00Z"}
+              # Created "in the future" (clock skew reads as young): within its grace period
+              # however long the suite runs.
+              - {id: 3, appHealth: initializing, timeCreated: "2999-01-01T00:00:00Z"}
+              - {id: 4, appHealth: healthy, disks: [{name: osdisk, state: failed}]}
+              - {id: 5, appHealth: healthy, protectFromScaleIn: true}
+          - name: twin-flex
+            orchestrationMode: Flexible
+            generate: {count: 6, zones: ["1", "2", "3"]}
+            instances: *twins
 "#),
     )
 }
@@ -417,6 +435,10 @@ fn invalid_specs_are_refused_by_the_api_server_with_clear_messages() {
         "requireVmAgent",
         "unknownAfterFailedIntervals",
         "never passes on old data",
+        "appHealthGracePeriod",
+        "default grace period of VMSS automatic instance repairs",
+        "outdatedModel",
+        "Ignore (not counted), Report (default",
     ] {
         assert!(
             explained.contains(words),
@@ -1141,4 +1163,106 @@ fn kubectl_get_wide_shows_the_resource_group_and_the_condition_messages() {
         !narrow.contains("RESOURCE GROUP") && !narrow.contains("Listed 12"),
         "the default view is unchanged:\n{narrow}"
     );
+}
+
+/// A rolling upgrade as the simulator plays it: instances move to the latest model one by
+/// one, and `outdatedModel` counts down to 0 while the watch stays healthy (Report).
+#[test]
+fn a_rolling_upgrade_shows_outdated_model_counting_down() {
+    let (ns, rollout) = ready_watch("rollout", "rollout", "rollout");
+    let outdated = |expected: u64| {
+        let mut last = Value::Null;
+        let seen = support::wait_for(Duration::from_secs(10 + 8), || {
+            last = get(&ns, "rollout");
+            last["status"]["instances"]["outdatedModel"] == expected
+        });
+        assert!(seen, "outdatedModel {expected}: {:#}", last["status"]);
+        last
+    };
+    let obj = outdated(3);
+    assert_eq!(
+        obj["status"]["outdatedInstances"],
+        serde_json::json!(["0", "1", "2"])
+    );
+    assert_eq!(
+        obj["status"]["summary"], "3/3",
+        "Report: outdated is not unhealthy"
+    );
+    for (id, left) in [("0", 2), ("1", 1), ("2", 0)] {
+        env()
+            .sim
+            .put_instance(&rollout, &format!("{{id: {id}, latestModelApplied: true}}"));
+        let obj = outdated(left);
+        assert_eq!(obj["status"]["summary"], "3/3");
+    }
+    let obj = get(&ns, "rollout");
+    assert!(
+        obj["status"]["outdatedInstances"].is_null(),
+        "{:#}",
+        obj["status"]
+    );
+}
+
+/// The same instance states in a Uniform and a Flexible set give the same health, counts,
+/// zones and reasons; only what Flexible VMs do not have (latestModelApplied, protection
+/// policies) is absent there.
+#[test]
+fn uniform_and_flexible_sets_with_the_same_instances_report_the_same_health() {
+    let (ns_u, _) = ready_watch("twin-u", "twin", "twin-uniform");
+    let (ns_f, _) = ready_watch("twin-f", "twin", "twin-flex");
+    let (u, f) = (get(&ns_u, "twin"), get(&ns_f, "twin"));
+    let (su, sf) = (&u["status"], &f["status"]);
+    let i = &su["instances"];
+    assert_eq!(su["summary"], "3/6", "{su:#}");
+    assert_eq!(
+        i["applicationHealth"],
+        serde_json::json!({"healthy": 3, "unhealthy": 1, "unknown": 1, "initializing": 1, "notReported": 0})
+    );
+    assert_eq!(
+        i["applicationHealthPending"], 1,
+        "the unknown one, created in 2020"
+    );
+    assert_eq!(i["outdatedModel"], 0);
+    assert_eq!(i["protectedFromScaleIn"], 1);
+    assert_eq!(
+        su["zones"],
+        serde_json::json!([
+            {"zone": "1", "total": 2, "unhealthy": 0},
+            {"zone": "2", "total": 2, "unhealthy": 2},
+            {"zone": "3", "total": 2, "unhealthy": 1}
+        ])
+    );
+    for field in ["summary", "healthyPercent", "zones"] {
+        assert_eq!(su[field], sf[field], "{field}");
+    }
+    let mut without_model = i.clone();
+    for key in [
+        "outdatedModel",
+        "protectedFromScaleIn",
+        "protectedFromScaleSetActions",
+    ] {
+        without_model.as_object_mut().map(|o| o.remove(key));
+        assert!(sf["instances"][key].is_null(), "Flexible: no {key}");
+    }
+    assert_eq!(without_model, sf["instances"]);
+    // Reasons alike; Flexible instances are named by VM name.
+    let reasons = |s: &Value| -> Vec<Value> {
+        s["unhealthyInstances"]
+            .as_array()
+            .expect("listed")
+            .iter()
+            .map(|u| u["reasons"].clone())
+            .collect()
+    };
+    assert_eq!(reasons(su), reasons(sf));
+    assert_eq!(sf["unhealthyInstances"][0]["instanceId"], "twin-flex_1");
+    for s in [su, sf] {
+        let degraded = s["conditions"]
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .find(|c| c["type"] == "Degraded")
+            .expect("Degraded");
+        assert_eq!(degraded["status"], "True");
+    }
 }

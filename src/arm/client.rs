@@ -17,6 +17,9 @@ pub struct ScaleSetRef {
     pub resource_group: String,
     pub scale_set_name: String,
     pub api_version: String,
+    /// List the model view too (no `$select`): see the CRD's `modelView`. Part of what makes
+    /// two watches' fetches one, since a trimmed page cannot serve a watch that needs more.
+    pub model_view: bool,
 }
 
 impl ScaleSetRef {
@@ -30,10 +33,14 @@ impl ScaleSetRef {
                 "virtualMachines",
             ],
         )?;
-        url.query_pairs_mut()
-            .append_pair("$expand", "instanceView")
-            .append_pair("$select", "instanceView")
-            .append_pair("api-version", &self.api_version);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("$expand", "instanceView");
+            if !self.model_view {
+                query.append_pair("$select", "instanceView");
+            }
+            query.append_pair("api-version", &self.api_version);
+        }
         Ok(url)
     }
 
@@ -754,6 +761,7 @@ mod tests {
             resource_group: "rg (prod)".into(),
             scale_set_name: "web".into(),
             api_version: "2024-11-01".into(),
+            model_view: false,
         };
         assert_eq!(
             target.list_url(&arm()).expect("url").as_str(),
@@ -766,6 +774,17 @@ mod tests {
                 .expect("url")
                 .as_str()
                 .starts_with("https://127.0.0.1:8443/subscriptions/")
+        );
+        // The model view: no $select, which would trim it away.
+        let full = ScaleSetRef {
+            model_view: true,
+            ..target
+        };
+        assert!(
+            full.list_url(&arm())
+                .expect("url")
+                .as_str()
+                .ends_with("/virtualMachines?%24expand=instanceView&api-version=2024-11-01")
         );
     }
 
@@ -825,6 +844,7 @@ mod tests {
             resource_group: "g".into(),
             scale_set_name: "n".into(),
             api_version: "2024-11-01".into(),
+            model_view: false,
         };
         let http = Url::parse("http://management.azure.com/").expect("url");
         let err = target.list_url(&http).expect_err("http");
@@ -888,6 +908,7 @@ mod tests {
             resource_group: resource_group.into(),
             scale_set_name: "web".into(),
             api_version: "2024-11-01".into(),
+            model_view: false,
         }
     }
 

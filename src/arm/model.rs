@@ -9,7 +9,9 @@
 //! would be a lie. So is a page that gives a key twice: ARM never does, and which of the two a
 //! reader believes is a guess.
 
-use super::snapshot::{Failure, Instance, Part, PowerState, Provisioning, View, VmAgent};
+use super::snapshot::{
+    AppHealth, Failure, Instance, Model, Part, PowerState, Provisioning, View, VmAgent,
+};
 use lenient::{List, Object, Text, each, lenient};
 use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
@@ -27,6 +29,8 @@ struct Vm<'a> {
     name: Option<Text<'a>>,
     #[serde(borrow, deserialize_with = "lenient")]
     properties: Option<VmProperties<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    zones: List<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -39,6 +43,22 @@ struct VmProperties<'a> {
     /// Set on Flexible scale sets from api-version 2025-11-01, which list no instance views.
     #[serde(borrow, deserialize_with = "lenient")]
     virtual_machine_resource_id: Option<Text<'a>>,
+    // The model view, absent under `$select=instanceView`.
+    #[serde(deserialize_with = "lenient")]
+    latest_model_applied: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    protection_policy: Option<ProtectionPolicy>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    time_created: Option<Text<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProtectionPolicy {
+    #[serde(deserialize_with = "lenient")]
+    protect_from_scale_in: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    protect_from_scale_set_actions: Option<bool>,
 }
 
 /// `VirtualMachineScaleSetVMInstanceView`.
@@ -225,22 +245,52 @@ fn reduce(vm: &Vm<'_>) -> Instance {
             Some(reduce_view(view, p.provisioning_state.as_deref()))
         }),
         flexible_reference: properties.is_some_and(|p| p.virtual_machine_resource_id.is_some()),
+        model: model(vm),
     }
+}
+
+/// The model view, when the item carries one: `latestModelApplied` (Uniform) or `timeCreated`
+/// (every VM from api-version 2021-11-01) says it was listed without `$select`. Zones and
+/// protection alone do not: an unzoned, unprotected instance has neither.
+fn model(vm: &Vm<'_>) -> Option<Box<Model>> {
+    let p = vm.properties.as_ref()?;
+    if p.latest_model_applied.is_none() && p.time_created.is_none() {
+        return None;
+    }
+    let protection = p.protection_policy.as_ref();
+    Some(Box::new(Model {
+        latest_model_applied: p.latest_model_applied,
+        protect_from_scale_in: protection.and_then(|p| p.protect_from_scale_in) == Some(true),
+        protect_from_scale_set_actions: protection.and_then(|p| p.protect_from_scale_set_actions)
+            == Some(true),
+        // A time that does not parse is no time: the grace period then counts as over.
+        time_created: p.time_created.as_deref().and_then(|t| t.parse().ok()),
+        zone: each(&vm.zones).next().map(|z| Box::from(&**z)),
+    }))
 }
 
 fn reduce_view(view: &InstanceView<'_>, provisioning_state: Option<&str>) -> View {
     let power_state = each(&view.statuses)
         .find_map(|s| code_suffix(s.code(), "PowerState/"))
         .map_or(PowerState::Unknown, PowerState::from_code);
-    let application_unhealthy = view
-        .vm_health
-        .as_ref()
-        .and_then(|h| h.status.as_ref())
-        .filter(|s| {
-            code_suffix(s.code(), "HealthState/")
-                .is_some_and(|h| h.eq_ignore_ascii_case("unhealthy"))
-        })
-        .map(|s| describe(s, "the Application Health extension reports unhealthy"));
+    let app_health = view.vm_health.as_ref().map_or(AppHealth::NotReported, |h| {
+        let Some(status) = h.status.as_ref() else {
+            return AppHealth::Unknown;
+        };
+        let state = code_suffix(status.code(), "HealthState/").unwrap_or("");
+        if state.eq_ignore_ascii_case("healthy") {
+            AppHealth::Healthy
+        } else if state.eq_ignore_ascii_case("unhealthy") {
+            AppHealth::Unhealthy(describe(
+                status,
+                "the Application Health extension reports unhealthy",
+            ))
+        } else if state.eq_ignore_ascii_case("initializing") {
+            AppHealth::Initializing
+        } else {
+            AppHealth::Unknown
+        }
+    });
 
     let mut failures = Vec::new();
     for ext in each(&view.extensions) {
@@ -290,7 +340,7 @@ fn reduce_view(view: &InstanceView<'_>, provisioning_state: Option<&str>) -> Vie
         update_domain: view.platform_update_domain.or(view.platform_upgrade_domain),
         provisioning: provisioning(view, provisioning_state),
         vm_agent: vm_agent(view),
-        application_unhealthy,
+        app_health,
         failures,
     }
 }
@@ -471,6 +521,46 @@ mod tests {
         assert!(err(br#"{"value": [,]}"#).starts_with("invalid JSON: "));
         assert!(err(br#"{"value": 1}"#).starts_with("not a list page: "));
         assert!(err(b"{\"value\": [\xff]}").starts_with("response is not UTF-8"));
+    }
+
+    #[test]
+    fn the_model_view_is_read_when_listed_and_odd_values_cost_only_themselves() {
+        let read = |vm: &str| {
+            let page = format!(r#"{{"value": [{vm}]}}"#);
+            parse_page(page.as_bytes())
+                .expect("parses")
+                .instances
+                .remove(0)
+        };
+        let full = read(
+            r#"{"instanceId": "0", "zones": ["2"], "properties": {"latestModelApplied": false,
+                "timeCreated": "2021-06-27T01:02:38.3138469+00:00",
+                "protectionPolicy": {"protectFromScaleIn": true}}}"#,
+        );
+        let model = full.model.expect("model view");
+        assert_eq!(model.latest_model_applied, Some(false));
+        assert!(model.protect_from_scale_in && !model.protect_from_scale_set_actions);
+        assert_eq!(model.zone.as_deref(), Some("2"));
+        assert_eq!(
+            model.time_created,
+            Some("2021-06-27T01:02:38.3138469Z".parse().expect("time"))
+        );
+        // Trimmed by $select: no model view at all, whatever else the item has.
+        assert!(
+            read(r#"{"instanceId": "0", "zones": ["1"], "properties": {}}"#)
+                .model
+                .is_none()
+        );
+        // Values of other types are absent, never a failed page or a guess.
+        let odd = read(
+            r#"{"instanceId": "0", "zones": "1", "properties": {"latestModelApplied": "false",
+                "timeCreated": "yesterday", "protectionPolicy": [true]}}"#,
+        );
+        let model = odd.model.expect("timeCreated was sent, if unreadable");
+        assert_eq!(model.latest_model_applied, None);
+        assert_eq!(model.time_created, None);
+        assert_eq!(model.zone, None);
+        assert!(!model.protect_from_scale_in);
     }
 
     #[test]

@@ -59,6 +59,41 @@ pub struct Instance {
     /// The item names a VM resource instead of describing it: a Flexible scale set's VM list
     /// from api-version 2025-11-01 on.
     pub flexible_reference: bool,
+    /// What the item says besides its instance view; `None` when it says nothing of it (listed
+    /// with `$select=instanceView`, which trims the item to its ID and instance view). Boxed,
+    /// so that a snapshot without it keeps 8 bytes per instance for it, not 48.
+    pub model: Option<Box<Model>>,
+}
+
+/// The model view of an instance: what the list reports when it is not trimmed by `$select`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Model {
+    /// `properties.latestModelApplied`; Flexible sets' VMs do not report it.
+    pub latest_model_applied: Option<bool>,
+    /// `properties.protectionPolicy.protectFromScaleIn`.
+    pub protect_from_scale_in: bool,
+    /// `properties.protectionPolicy.protectFromScaleSetActions`.
+    pub protect_from_scale_set_actions: bool,
+    /// `properties.timeCreated` (api-version 2021-11-01 and later).
+    pub time_created: Option<jiff::Timestamp>,
+    /// The availability zone, the first of `zones`.
+    pub zone: Option<Box<str>>,
+}
+
+/// What Application Health (`vmHealth`) reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AppHealth {
+    /// No `vmHealth`: the scale set has no Application Health extension (or the VM is off).
+    #[default]
+    NotReported,
+    Healthy,
+    /// With the words of its status.
+    Unhealthy(Box<str>),
+    /// Rich health states: the probe's answer was missing or invalid. Any `HealthState/...`
+    /// this model does not know reads as unknown too.
+    Unknown,
+    /// Rich health states: a new instance not yet settled.
+    Initializing,
 }
 
 /// What an instance view says, reduced to what the health model reads.
@@ -69,8 +104,8 @@ pub struct View {
     pub update_domain: Option<i32>,
     pub provisioning: Provisioning,
     pub vm_agent: VmAgent,
-    /// Application Health's words when it reports `HealthState/unhealthy`.
-    pub application_unhealthy: Option<Box<str>>,
+    /// Application Health's state (`vmHealth`).
+    pub app_health: AppHealth,
     /// Failed extensions, extension handlers and disks, in that order.
     pub failures: Vec<Failure>,
 }

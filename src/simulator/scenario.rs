@@ -66,6 +66,10 @@
 //!                 faultDomain: 1                 # default: id mod 5
 //!                 updateDomain: 2                # default: id mod 5
 //!                 zone: "2"
+//!                 latestModelApplied: false      # default true (Uniform only, as in Azure)
+//!                 protectFromScaleIn: true       # protectionPolicy (Uniform only); default false
+//!                 protectFromScaleSetActions: true
+//!                 timeCreated: "2026-01-01T00:00:00Z"  # default: when the simulator made it
 //!             faults:
 //!               - throttle: {retryAfterSeconds: 30}
 //!                 count: 1                       # optional: affect this many requests
@@ -87,6 +91,9 @@
 //!
 //! Scenario files may use `${NAME}` for environment variables (an unset one
 //! is an error).
+//!
+//! `$select=instanceView` trims each item to its ID and instance view, as ARM does: no
+//! `latestModelApplied`, `protectionPolicy`, `timeCreated` or `zones` then.
 //!
 //! A deallocated instance reports no VM agent, extensions or application health,
 //! as Azure does; a stopped one reports its agent not ready unless told otherwise.
@@ -463,6 +470,16 @@ pub struct InstanceSpec {
     pub zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_model_applied: Option<bool>,
+    /// `properties.protectionPolicy.protectFromScaleIn` (Uniform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect_from_scale_in: Option<bool>,
+    /// `properties.protectionPolicy.protectFromScaleSetActions` (Uniform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect_from_scale_set_actions: Option<bool>,
+    /// `properties.timeCreated` as an RFC 3339 time; default: when the simulator first
+    /// created the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computer_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1007,6 +1024,9 @@ impl InstanceSpec {
             update_domain,
             zone,
             latest_model_applied,
+            protect_from_scale_in,
+            protect_from_scale_set_actions,
+            time_created,
             computer_name,
             os_name,
             os_version
