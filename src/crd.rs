@@ -77,6 +77,13 @@ pub const MAX_LISTED_UNHEALTHY: usize = 50;
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Outdated",
+        type_ = "integer",
+        description = "instances not on the scale set's latest model (with spec.modelView)",
+        json_path = ".status.instances.outdatedModel",
+        priority = 1
+    ),
+    printcolumn(
         name = "Ready Message",
         type_ = "string",
         description = "what the last poll did, or why it failed",
@@ -696,7 +703,12 @@ mod tests {
             .collect();
         assert_eq!(
             wide,
-            vec!["Resource Group", "Ready Message", "Degraded Message"]
+            vec![
+                "Resource Group",
+                "Outdated",
+                "Ready Message",
+                "Degraded Message"
+            ]
         );
     }
 }

@@ -1148,7 +1148,12 @@ fn kubectl_get_wide_shows_the_resource_group_and_the_condition_messages() {
     let mut lines = wide.lines();
     let header = lines.next().unwrap_or_default();
     let row = lines.next().unwrap_or_default();
-    for column in ["RESOURCE GROUP", "READY MESSAGE", "DEGRADED MESSAGE"] {
+    for column in [
+        "RESOURCE GROUP",
+        "OUTDATED",
+        "READY MESSAGE",
+        "DEGRADED MESSAGE",
+    ] {
         assert!(header.contains(column), "{column} missing:\n{wide}");
     }
     for value in [

@@ -41,6 +41,9 @@ fn bed() -> &'static Bed {
     static BED: OnceLock<Bed> = OnceLock::new();
     BED.get_or_init(|| {
         let cluster = Cluster::shared_node();
+        // Several releases share this cluster, so none of them owns the CRD (crds.enabled
+        // is false in values()); tests/chart.rs covers the CRD's life under Helm.
+        cluster.apply_crd();
         let node_ip = cluster.node_ip().expect("up-node exports SSW_NODE_IP");
         let sim = SimEnv::start_at(
             &scenario(
@@ -140,6 +143,7 @@ fn values(ns: &str, sim: &SimEnv, tag: &str, identity: Value, extra_env: Value) 
             "identity": identity,
         },
         "watchNamespace": ns,
+        "crds": {"enabled": false},
         "leaderElection": {"leaseDurationSeconds": LEASE_SECONDS},
         "extraEnv": env,
     })
