@@ -7,9 +7,9 @@
 //! Run: `cargo bench --bench parse`. Criterion prints the times; the bench prints the bytes.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use scaleset_watch::arm::model::parse_page;
-use scaleset_watch::arm::snapshot::ScaleSetSnapshot;
-use scaleset_watch::crd::HealthPolicy;
+use scaleset_watch::api::HealthPolicy;
+use scaleset_watch::azure::arm::model::parse_page;
+use scaleset_watch::azure::arm::snapshot::ScaleSetSnapshot;
 use scaleset_watch::health::assess;
 use serde_json::{Value, json};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -307,7 +307,7 @@ fn thread_cpu() -> Option<std::time::Duration> {
 /// Bytes one instance of the kind `pick` selects keeps: its share of the list plus its heap.
 fn kept_by(
     snapshot: &ScaleSetSnapshot,
-    pick: impl Fn(&scaleset_watch::arm::snapshot::Instance) -> bool,
+    pick: impl Fn(&scaleset_watch::azure::arm::snapshot::Instance) -> bool,
 ) -> usize {
     let Some(instance) = snapshot.instances().iter().find(|i| pick(i)) else {
         return 0;
@@ -316,7 +316,7 @@ fn kept_by(
     let copy = instance.clone();
     let heap = LIVE.load(Ordering::Relaxed) - before;
     drop(copy);
-    std::mem::size_of::<scaleset_watch::arm::snapshot::Instance>() + heap
+    std::mem::size_of::<scaleset_watch::azure::arm::snapshot::Instance>() + heap
 }
 
 criterion_group!(benches, bench);

@@ -1,20 +1,14 @@
 //! scaleset-watch: a Kubernetes controller that reports the health of Azure VM Scale Sets.
 //!
-//! `crd` declares the API; `arm` speaks to Azure Resource Manager and `azure` sets up its
-//! endpoints and credentials; `health` and `status` are the pure judgement; `poller` shares
-//! fetches between watches; `reconciler` ties them to Kubernetes; `simulator` stands in for Azure.
+//! Read top-down, from a spec to a status: `api` declares the ScaleSetWatch resource;
+//! `azure` fetches a scale set's instance views (credentials, the ARM client, the poller that
+//! shares fetches between watches); `health` judges them and derives the next status, with
+//! no I/O; `controller` ties this to Kubernetes (reconcile, leader election, metrics,
+//! endpoints); `cli` holds `check`. `simulator` stands in for Azure in tests and the demo.
 
-pub mod ambient;
-pub mod arm;
+pub mod api;
 pub mod azure;
-pub mod check;
-pub mod crd;
+pub mod cli;
+pub mod controller;
 pub mod health;
-pub mod leader;
-pub mod metrics;
-pub mod poller;
-pub mod reconciler;
-pub mod server;
 pub mod simulator;
-pub mod status;
-pub mod supervisor;

@@ -2,16 +2,16 @@
 
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
-use scaleset_watch::ambient::AmbientPolicy;
-use scaleset_watch::arm::client::{ArmClient, Limits};
+use scaleset_watch::api::Cloud;
+use scaleset_watch::azure::ambient::AmbientPolicy;
+use scaleset_watch::azure::arm::client::{ArmClient, Limits};
+use scaleset_watch::azure::poller::Poller;
 use scaleset_watch::azure::{self, EndpointOverrides};
-use scaleset_watch::crd::Cloud;
-use scaleset_watch::leader::{Fence, LeaderElector, LeaseConfig, LeaseTimings};
-use scaleset_watch::metrics::Metrics;
-use scaleset_watch::poller::Poller;
-use scaleset_watch::reconciler::{self, Context, Scope};
-use scaleset_watch::server::{self, ServerState};
-use scaleset_watch::supervisor::{Leadership, Supervisor};
+use scaleset_watch::controller::leader::{Fence, LeaderElector, LeaseConfig, LeaseTimings};
+use scaleset_watch::controller::metrics::Metrics;
+use scaleset_watch::controller::reconcile::{self, Context, Scope};
+use scaleset_watch::controller::server::{self, ServerState};
+use scaleset_watch::controller::supervisor::{Leadership, Supervisor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ enum Command {
     /// Run the controller.
     Run(RunArgs),
     /// Judge one scale set (live, or from saved list responses) and print the status.
-    Check(scaleset_watch::check::Args),
+    Check(scaleset_watch::cli::check::Args),
     /// Print the ScaleSetWatch CustomResourceDefinition as YAML.
     Crd,
     /// Run the ARM simulator: a stand-in for Azure Resource Manager and Entra ID on loopback.
@@ -138,12 +138,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => {
-            print!("{}", scaleset_watch::crd::crd_yaml()?);
+            print!("{}", scaleset_watch::api::crd_yaml()?);
             Ok(())
         }
         Command::Simulate(args) => scaleset_watch::simulator::main(args).await,
         Command::Check(args) => {
-            let code = scaleset_watch::check::run(args).await;
+            let code = scaleset_watch::cli::check::run(args).await;
             std::process::exit(code);
         }
         Command::Run(args) => run(args).await,
@@ -248,7 +248,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let controller = tokio::spawn(reconciler::run(ctx, scope, async move {
+    let controller = tokio::spawn(reconcile::run(ctx, scope, async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|stop| *stop).await;
     }));

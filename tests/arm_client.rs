@@ -1,11 +1,11 @@
 //! The ARM client and the shared poller against the simulator: real HTTPS on loopback, real
 //! Entra-style tokens through azure_identity, real ARM error bodies and faults.
 
-use scaleset_watch::arm::client::{ArmClient, Limits, ScaleSetRef};
+use scaleset_watch::api::{Cloud, HealthPolicy};
+use scaleset_watch::azure::arm::client::{ArmClient, Limits, ScaleSetRef};
+use scaleset_watch::azure::poller::{CredentialSource, PollError, Poller};
 use scaleset_watch::azure::{self, ClientSecret, EndpointOverrides};
-use scaleset_watch::crd::{Cloud, HealthPolicy};
 use scaleset_watch::health::assess;
-use scaleset_watch::poller::{CredentialSource, PollError, Poller};
 use scaleset_watch::simulator::{
     Fault, OutageBody, RedirectFault, Scenario, Simulator, SimulatorHandle, TokenFaultKind,
     TokenOutage,
@@ -206,7 +206,8 @@ fn fault(yaml: &str) -> Fault {
     serde_yaml::from_str(yaml).expect("fault parses")
 }
 
-type Polled = Result<std::sync::Arc<scaleset_watch::arm::snapshot::ScaleSetSnapshot>, PollError>;
+type Polled =
+    Result<std::sync::Arc<scaleset_watch::azure::arm::snapshot::ScaleSetSnapshot>, PollError>;
 
 async fn poll(poller: &Poller, vmss: &str) -> Polled {
     poll_as(poller, vmss, CLIENT, "right").await
@@ -614,8 +615,8 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
 
 #[tokio::test]
 async fn arm_traffic_is_observed_for_metrics() {
-    use scaleset_watch::arm::client::RequestObserver;
-    use scaleset_watch::metrics::Metrics;
+    use scaleset_watch::azure::arm::client::RequestObserver;
+    use scaleset_watch::controller::metrics::Metrics;
     let env = Env::start().await;
     let metrics = std::sync::Arc::new(Metrics::default());
     let poller = Poller::new(

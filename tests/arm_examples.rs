@@ -1,8 +1,8 @@
 //! Every official example response parses, and aggregates to what a person reading it expects.
 
-use scaleset_watch::arm::model::{Page, parse_page};
-use scaleset_watch::arm::snapshot::{PowerState, Provisioning, ScaleSetSnapshot, View};
-use scaleset_watch::crd::{ApplicationHealthCounts, DomainHealth, HealthPolicy, InstanceCounts};
+use scaleset_watch::api::{ApplicationHealthCounts, DomainHealth, HealthPolicy, InstanceCounts};
+use scaleset_watch::azure::arm::model::{Page, parse_page};
+use scaleset_watch::azure::arm::snapshot::{PowerState, Provisioning, ScaleSetSnapshot, View};
 use scaleset_watch::health::{FleetHealth, assess};
 use std::path::{Path, PathBuf};
 

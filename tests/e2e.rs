@@ -898,8 +898,8 @@ fn the_controllers_own_identity_serves_only_the_namespaces_and_subscriptions_all
 #[test]
 fn a_status_computed_for_a_deleted_watch_never_lands_on_its_successor() {
     use kube::api::{Api, DeleteParams, PostParams};
-    use scaleset_watch::crd::{ScaleSetWatch, ScaleSetWatchStatus};
-    use scaleset_watch::reconciler::{StatusWrite, patch_status};
+    use scaleset_watch::api::{ScaleSetWatch, ScaleSetWatchStatus};
+    use scaleset_watch::controller::reconcile::{StatusWrite, patch_status};
 
     let e = env();
     let ns = e.cluster.create_namespace("uid");

@@ -5,7 +5,7 @@
 //! the health (extension messages included) of every scale set that identity can see: a
 //! confused deputy. Cluster admins name the namespaces and subscriptions it may serve.
 
-use crate::crd::is_dns_label;
+use crate::api::is_dns_label;
 use std::collections::BTreeSet;
 
 /// A set of names, or all of them.

@@ -1,6 +1,6 @@
 //! From one poll's outcome and the previous status to the next status. Pure: no clock, no I/O.
 
-use crate::crd::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance, ZoneHealth};
+use crate::api::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance, ZoneHealth};
 use crate::health::FleetHealth;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
@@ -476,14 +476,14 @@ fn bound_lists(status: &mut ScaleSetWatchStatus) {
     }
     status
         .outdated_instances
-        .truncate(crate::crd::MAX_LISTED_UNHEALTHY);
+        .truncate(crate::api::MAX_LISTED_UNHEALTHY);
     for id in &mut status.outdated_instances {
         *id = truncate(id, MAX_INSTANCE_ID_BYTES);
     }
     let listed = status.unhealthy_instances.len();
     status
         .unhealthy_instances
-        .truncate(crate::crd::MAX_LISTED_UNHEALTHY);
+        .truncate(crate::api::MAX_LISTED_UNHEALTHY);
     let dropped = listed - status.unhealthy_instances.len();
     status.unhealthy_instances_omitted = status
         .unhealthy_instances_omitted
@@ -583,7 +583,7 @@ pub fn transitions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::InstanceCounts;
+    use crate::api::InstanceCounts;
 
     const TARGET: &str = "AzurePublic/s/rg/web (controller identity)";
 
@@ -1049,7 +1049,7 @@ mod tests {
             bytes.len()
         );
         assert_eq!(json_len(s), bytes.len());
-        assert!(s.unhealthy_instances.len() <= crate::crd::MAX_LISTED_UNHEALTHY);
+        assert!(s.unhealthy_instances.len() <= crate::api::MAX_LISTED_UNHEALTHY);
         for u in &s.unhealthy_instances {
             assert!(u.instance_id.len() <= MAX_INSTANCE_ID_BYTES);
             assert!(
@@ -1071,7 +1071,7 @@ mod tests {
                 .iter()
                 .all(|z| z.zone.len() <= MAX_INSTANCE_ID_BYTES)
         );
-        assert!(s.outdated_instances.len() <= crate::crd::MAX_LISTED_UNHEALTHY);
+        assert!(s.outdated_instances.len() <= crate::api::MAX_LISTED_UNHEALTHY);
         assert!(
             s.outdated_instances
                 .iter()
@@ -1127,7 +1127,7 @@ mod tests {
             u.instance_id = format!("{}{}", u.instance_id, "x".repeat(100_000));
         }
         f.fault_domains = (0..10_000)
-            .map(|d| crate::crd::DomainHealth {
+            .map(|d| crate::api::DomainHealth {
                 domain: d,
                 total: 1,
                 unhealthy: 0,
@@ -1309,8 +1309,8 @@ mod tests {
             "AzureChina/00000000-0000-0000-0000-000000000001/rg/web (controller identity)"
         );
         spec.cloud = Some(Cloud::AzurePublic);
-        spec.credentials = Some(crate::crd::Credentials {
-            secret_ref: crate::crd::SecretReference { name: "sp".into() },
+        spec.credentials = Some(crate::api::Credentials {
+            secret_ref: crate::api::SecretReference { name: "sp".into() },
         });
         assert_eq!(
             target_of(&spec, Cloud::AzureChina),

@@ -1,7 +1,7 @@
 //! Prometheus metrics: per ScaleSetWatch gauges, ARM traffic, reconcile counts.
 
-use crate::arm::client::{RequestObserver, ScaleSetRef};
-use crate::crd::InstanceCounts;
+use crate::api::InstanceCounts;
+use crate::azure::arm::client::{RequestObserver, ScaleSetRef};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

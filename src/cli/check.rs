@@ -1,16 +1,16 @@
 //! `scaleset-watch check`: the controller's judgement of one scale set, printed in a terminal.
 
-use crate::arm::client::{ArmClient, Limits, ScaleSetRef};
-use crate::arm::model::parse_page;
-use crate::arm::snapshot::ScaleSetSnapshot;
-use crate::azure::{self, ClientSecret, EndpointOverrides};
-use crate::crd::{
+use crate::api::{
     Cloud, DEFAULT_API_VERSION, DEFAULT_APP_HEALTH_GRACE_PERIOD, ExpectedPowerState, HealthPolicy,
     OutdatedModelPolicy, ScaleSetWatch, ScaleSetWatchStatus,
 };
+use crate::azure::arm::client::{ArmClient, Limits, ScaleSetRef};
+use crate::azure::arm::model::parse_page;
+use crate::azure::arm::snapshot::ScaleSetSnapshot;
+use crate::azure::poller::{CredentialSource, Poller};
+use crate::azure::{self, ClientSecret, EndpointOverrides};
 use crate::health;
-use crate::poller::{CredentialSource, Poller};
-use crate::status::{self, Outcome};
+use crate::health::status::{self, Outcome};
 use k8s_openapi::api::core::v1::Secret;
 use std::io::Read;
 use std::path::PathBuf;
@@ -333,7 +333,7 @@ fn parse_outdated_model(s: &str) -> Result<OutdatedModelPolicy, String> {
 }
 
 fn parse_grace(s: &str) -> Result<String, String> {
-    crate::crd::parse_duration(s)
+    crate::api::parse_duration(s)
         .map(|_| s.to_owned())
         .ok_or_else(|| format!("{s:?} is not a duration such as 10m or 90s"))
 }

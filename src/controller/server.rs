@@ -1,6 +1,6 @@
 //! The operational HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
 
-use crate::metrics::Metrics;
+use crate::controller::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -1,10 +1,10 @@
 //! One poll of a scale set, shared: watches that name the same scale set with the same
 //! credentials share one ARM fetch per interval. Knows Azure, not Kubernetes.
 
-use crate::arm::client::{ArmClient, ArmError, ScaleSetRef};
-use crate::arm::snapshot::ScaleSetSnapshot;
+use crate::api::Cloud;
+use crate::azure::arm::client::{ArmClient, ArmError, ScaleSetRef};
+use crate::azure::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, AzureSetupError, ClientSecret, EndpointOverrides};
-use crate::crd::Cloud;
 use azure_core::credentials::TokenCredential;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -20,7 +20,7 @@ pub enum PollError {
         "credentials from Secrets are disabled in this installation (secretCredentials.enabled=false)"
     )]
     SecretCredentialsDisabled,
-    /// The watch may not use the controller's own identity (see `crate::ambient`).
+    /// The watch may not use the controller's own identity (see `crate::azure::ambient`).
     #[error("{0}")]
     CredentialsNotAllowed(String),
     #[error("{0}")]

@@ -1,14 +1,14 @@
 //! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
 
-use crate::ambient::AmbientPolicy;
-use crate::arm::client::ScaleSetRef;
+use crate::api::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::azure::ClientSecret;
-use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
+use crate::azure::ambient::AmbientPolicy;
+use crate::azure::arm::client::ScaleSetRef;
+use crate::azure::poller::{CredentialSource, PollError, Poller};
+use crate::controller::leader::Fence;
+use crate::controller::metrics::Metrics;
 use crate::health;
-use crate::leader::Fence;
-use crate::metrics::Metrics;
-use crate::poller::{CredentialSource, PollError, Poller};
-use crate::status::{self, Outcome};
+use crate::health::status::{self, Outcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -297,7 +297,7 @@ fn jittered(d: Duration) -> Duration {
 
 async fn credential_source(
     ctx: &Context,
-    spec: &crate::crd::ScaleSetWatchSpec,
+    spec: &crate::api::ScaleSetWatchSpec,
     namespace: &str,
 ) -> Result<CredentialSource, PollError> {
     let Some(creds) = &spec.credentials else {
@@ -311,7 +311,7 @@ async fn credential_source(
     }
     let secret_name = &creds.secret_ref.name;
     // The schema refuses such names; a watch stored before it did must not reach the API path.
-    if !crate::crd::is_dns_subdomain(secret_name) {
+    if !crate::api::is_dns_subdomain(secret_name) {
         return Err(PollError::CredentialsNotFound(format!(
             "spec.credentials.secretRef.name {:?} is not a valid Secret name",
             status::truncate(secret_name, 300)
@@ -473,7 +473,7 @@ fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arm::client::ArmError;
+    use crate::azure::arm::client::ArmError;
 
     #[test]
     fn failed_polls_back_off_from_5s_up_to_the_interval_but_never_before_retry_after() {

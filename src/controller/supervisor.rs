@@ -14,7 +14,7 @@
 //!
 //! `Err` makes the process exit non-zero, so that the kubelet restarts it.
 
-use crate::leader::{Fence, LeaseLost};
+use crate::controller::leader::{Fence, LeaseLost};
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
@@ -185,8 +185,8 @@ fn holder_fatal(r: Result<LeaseLost, JoinError>) -> Fatal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
-    use crate::server::{ServerState, router};
+    use crate::controller::metrics::Metrics;
+    use crate::controller::server::{ServerState, router};
     use futures::FutureExt;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -638,7 +638,7 @@ mod tests {
 
     #[test]
     fn committed_crd_matches_the_types() {
-        let committed = include_str!("../crds/scalesetwatches.yaml");
+        let committed = include_str!("../../crds/scalesetwatches.yaml");
         let generated = crd_yaml().expect("CRD serializes");
         assert!(
             committed == generated,

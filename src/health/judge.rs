@@ -4,11 +4,13 @@
 //! ARM's statuses mean (which power state, which failure, in which words) was read into the
 //! snapshot when the page arrived; here the watch's policy judges it.
 
-pub use crate::arm::snapshot::PowerState;
-use crate::arm::snapshot::{AppHealth, Instance, Part, Provisioning, ScaleSetSnapshot, VmAgent};
-use crate::crd::{
+use crate::api::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
     OutdatedModelPolicy, UnhealthyInstance, ZoneHealth,
+};
+pub use crate::azure::arm::snapshot::PowerState;
+use crate::azure::arm::snapshot::{
+    AppHealth, Instance, Part, Provisioning, ScaleSetSnapshot, VmAgent,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -490,8 +492,8 @@ fn instance_order(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arm::model::parse_page;
-    use crate::arm::snapshot::View;
+    use crate::azure::arm::model::parse_page;
+    use crate::azure::arm::snapshot::View;
     use serde_json::{Value, json};
 
     fn status(code: &str, level: &str, message: &str) -> Value {
@@ -791,7 +793,7 @@ mod tests {
                 power_state_unknown: 1,
                 disks_failed: 1,
                 no_instance_view: 1,
-                application_health: crate::crd::ApplicationHealthCounts {
+                application_health: crate::api::ApplicationHealthCounts {
                     not_reported: 5,
                     ..Default::default()
                 },

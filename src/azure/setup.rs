@@ -1,6 +1,6 @@
 //! Azure clouds, the HTTP client shared by ARM and Entra ID calls, and token credentials.
 
-use crate::crd::Cloud;
+use crate::api::Cloud;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{

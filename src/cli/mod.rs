@@ -1,0 +1,3 @@
+//! Commands for people at a terminal.
+
+pub mod check;
