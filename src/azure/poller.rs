@@ -37,7 +37,7 @@ impl PollError {
                 "CredentialsNotAllowed"
             }
             Self::CredentialSetup(_) => "AuthenticationFailed",
-            Self::Arm(e) => e.reason(),
+            Self::Arm(e) => crate::health::Reason::of_arm_error(e).as_str(),
         }
     }
 

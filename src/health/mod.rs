@@ -2,6 +2,8 @@
 //! (`judge`), and from the fleet's health the next status and conditions (`status`).
 
 mod judge;
+mod reason;
 pub mod status;
 
 pub use judge::*;
+pub use reason::Reason;
