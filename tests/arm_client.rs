@@ -15,6 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// The Ready condition reason a failed poll gets.
+fn reason(e: &scaleset_watch::azure::poller::PollError) -> &'static str {
+    scaleset_watch::health::Reason::of_poll_error(e).as_str()
+}
+
 const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 const TENANT: &str = "0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b";
 const CLIENT: &str = "8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e";
@@ -284,7 +289,7 @@ async fn arm_errors_map_to_ready_reasons() {
         .await
         .expect_err("wrong secret fails");
     assert_eq!(
-        wrong_secret.reason(),
+        reason(&wrong_secret),
         "AuthenticationFailed",
         "{wrong_secret}"
     );
@@ -305,14 +310,14 @@ async fn arm_errors_map_to_ready_reasons() {
     let outsider = poll_as(&poller, "workers", OUTSIDER, "outsider")
         .await
         .expect_err("no access");
-    assert_eq!(outsider.reason(), "Forbidden", "{outsider}");
+    assert_eq!(reason(&outsider), "Forbidden", "{outsider}");
     assert!(
         outsider.to_string().contains("AuthorizationFailed"),
         "{outsider}"
     );
 
     let missing = poll(&poller, "nope").await.expect_err("unknown scale set");
-    assert_eq!(missing.reason(), "ScaleSetNotFound", "{missing}");
+    assert_eq!(reason(&missing), "ScaleSetNotFound", "{missing}");
     assert!(
         missing.to_string().contains("ResourceNotFound"),
         "{missing}"
@@ -329,7 +334,7 @@ async fn arm_errors_map_to_ready_reasons() {
         )
         .await
         .expect_err("bad api-version");
-    assert_eq!(bad.reason(), "InvalidRequest", "{bad}");
+    assert_eq!(reason(&bad), "InvalidRequest", "{bad}");
 }
 
 #[tokio::test]
@@ -354,7 +359,7 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
         .expect("fault set");
     let before = env.list_requests("faulty");
     let err = poll(&poller, "faulty").await.expect_err("persistent 500");
-    assert_eq!(err.reason(), "AzureUnavailable");
+    assert_eq!(reason(&err), "AzureUnavailable");
     assert_eq!(
         env.list_requests("faulty") - before,
         u64::from(Limits::default().attempts)
@@ -395,7 +400,7 @@ async fn throttling_honours_retry_after_and_fails_fast_until_it_passes() {
         )
         .expect("fault set");
     let err = poll(&poller, "faulty").await.expect_err("throttled");
-    assert_eq!(err.reason(), "Throttled");
+    assert_eq!(reason(&err), "Throttled");
     let after = err.retry_after().expect("retry-after known");
     assert!(
         after > Duration::from_secs(25) && after <= Duration::from_secs(30),
@@ -405,7 +410,7 @@ async fn throttling_honours_retry_after_and_fails_fast_until_it_passes() {
     let again = poll(&poller, "faulty")
         .await
         .expect_err("the throttled scale set is gated");
-    assert_eq!(again.reason(), "Throttled");
+    assert_eq!(reason(&again), "Throttled");
     assert_eq!(
         env.list_requests("faulty"),
         sent,
@@ -438,7 +443,7 @@ async fn bad_responses_are_invalid_not_fatal() {
             .set_faults(&env.sim_ref("faulty"), vec![fault(yaml)])
             .expect("fault set");
         let err = poll(&poller, "faulty").await.expect_err(yaml);
-        assert_eq!(err.reason(), "InvalidResponse", "{yaml}: {err}");
+        assert_eq!(reason(&err), "InvalidResponse", "{yaml}: {err}");
         assert!(err.to_string().contains(expect), "{yaml}: {err}");
     }
 }
@@ -459,7 +464,7 @@ async fn a_hanging_arm_times_out_as_unavailable() {
         )
         .expect("fault set");
     let err = poll(&poller, "faulty").await.expect_err("times out");
-    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert_eq!(reason(&err), "AzureUnavailable", "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
 }
 
@@ -500,7 +505,7 @@ async fn watches_of_the_same_scale_set_share_one_fetch_per_interval() {
         )
         .await
         .expect_err("the outsider has no access");
-    assert_eq!(other.reason(), "Forbidden");
+    assert_eq!(reason(&other), "Forbidden");
     // A shorter interval wants fresher data.
     let before = env.list_requests("workers");
     poller
@@ -528,7 +533,7 @@ async fn untrusted_certificate_is_refused() {
         .await
         .expect_err("self-signed CA is not trusted by default");
     // The token request fails first, in the transport: nothing was said of the credentials.
-    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert_eq!(reason(&err), "AzureUnavailable", "{err}");
     assert!(err.to_string().contains("sign-in service"), "{err}");
     assert_eq!(env.list_requests("workers"), 0);
 }
@@ -549,7 +554,7 @@ async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
         };
         env.sim.set_token_outage(Some(outage)).expect("outage set");
         let err = poll(&poller, "workers").await.expect_err("no token");
-        assert_eq!(err.reason(), "AzureUnavailable", "{status} {body:?}: {err}");
+        assert_eq!(reason(&err), "AzureUnavailable", "{status} {body:?}: {err}");
         assert!(err.to_string().contains("sign-in service"), "{err}");
     }
     assert_eq!(
@@ -571,7 +576,7 @@ async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
         },
     );
     let err = poll(&unreachable, "workers").await.expect_err("no token");
-    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert_eq!(reason(&err), "AzureUnavailable", "{err}");
 
     env.sim.set_token_outage(None).expect("outage over");
     poll(&poller, "workers").await.expect("signs in again");
@@ -579,7 +584,7 @@ async fn a_sign_in_outage_is_azure_unavailable_not_an_authentication_failure() {
     let wrong = poll_as(&poller, "workers", CLIENT, "wrong")
         .await
         .expect_err("wrong secret");
-    assert_eq!(wrong.reason(), "AuthenticationFailed", "{wrong}");
+    assert_eq!(reason(&wrong), "AuthenticationFailed", "{wrong}");
 }
 
 #[tokio::test]
@@ -685,7 +690,7 @@ async fn any_retry_after_is_survived_and_honoured_for_at_most_ten_minutes() {
             )],
         );
         let err = poll(&poller, "faulty").await.expect_err(header);
-        assert_eq!(err.reason(), "Throttled", "{header}: {err}");
+        assert_eq!(reason(&err), "Throttled", "{header}: {err}");
         assert_eq!(err.retry_after(), Some(ten_minutes), "{header}: {err}");
         let sent = env.list_requests("faulty");
         let again = poll(&poller, "faulty").await.expect_err("gated");
@@ -765,7 +770,7 @@ async fn redirects_from_arm_are_refused_and_nothing_reaches_the_other_host() {
             )],
         );
         let err = poll(&poller, "faulty").await.expect_err("redirected");
-        assert_eq!(err.reason(), "InvalidResponse", "{status} {to}: {err}");
+        assert_eq!(reason(&err), "InvalidResponse", "{status} {to}: {err}");
         let message = err.to_string();
         assert!(
             message.contains(&format!("HTTP {status}"))
@@ -809,7 +814,7 @@ async fn a_redirecting_token_endpoint_never_gets_the_secret_again() {
             ))
             .expect("fault set");
         let err = poll(&poller, "workers").await.expect_err("no token");
-        assert_eq!(err.reason(), "AuthenticationFailed", "{status}: {err}");
+        assert_eq!(reason(&err), "AuthenticationFailed", "{status}: {err}");
         let message = err.to_string();
         assert!(
             message.contains(&format!("HTTP {status}"))
@@ -846,7 +851,7 @@ async fn a_token_answer_without_a_usable_token_is_refused_before_arm() {
             .set_token_fault(Some(TokenFaultKind::Answer(answer.clone()).into()))
             .expect("fault set");
         let err = poll(&poller, "workers").await.expect_err("no usable token");
-        assert_eq!(err.reason(), "AuthenticationFailed", "{answer}: {err}");
+        assert_eq!(reason(&err), "AuthenticationFailed", "{answer}: {err}");
         assert!(
             err.to_string().contains("the sign-in service answered"),
             "{answer}: {err}"
@@ -868,7 +873,7 @@ async fn a_next_link_with_user_info_is_not_followed() {
         &["{nextLinkUserinfo: {userinfo: 'admin:hunter2'}, page: 1}"],
     );
     let err = poll(&poller, "faulty").await.expect_err("refused");
-    assert_eq!(err.reason(), "InvalidResponse", "{err}");
+    assert_eq!(reason(&err), "InvalidResponse", "{err}");
     assert!(err.to_string().contains("user info"), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert_eq!(env.list_requests("faulty"), 1, "page 2 was never asked for");
@@ -880,7 +885,7 @@ async fn a_server_minting_skiptokens_for_ever_is_stopped_at_the_page_bound() {
     let poller = env.poller(fast_limits());
     env.set_faults("faulty", &["{endlessPages: {}}"]);
     let err = poll(&poller, "faulty").await.expect_err("endless");
-    assert_eq!(err.reason(), "InvalidResponse", "{err}");
+    assert_eq!(reason(&err), "InvalidResponse", "{err}");
     assert!(err.to_string().contains("more than 200 pages"), "{err}");
     assert_eq!(
         env.list_requests("faulty"),
@@ -901,7 +906,7 @@ async fn bytes_per_listing_are_capped() {
         ..fast_limits()
     });
     let err = poll(&capped, "faulty").await.expect_err("too much in all");
-    assert_eq!(err.reason(), "InvalidResponse", "{err}");
+    assert_eq!(reason(&err), "InvalidResponse", "{err}");
     assert!(
         err.to_string().contains("larger than 5 MiB in all"),
         "{err}"
@@ -933,7 +938,7 @@ async fn a_sign_in_outage_asking_to_wait_a_day_does_not_hold_the_poll() {
         .await
         .expect("the poll ends")
         .expect_err("no token");
-    assert_eq!(err.reason(), "AzureUnavailable", "{err}");
+    assert_eq!(reason(&err), "AzureUnavailable", "{err}");
     let tokens = env.sim.request_stats().tokens.count;
     assert!(
         (2..=4).contains(&tokens),

@@ -11,7 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Why a poll produced no instance list. `reason()` is the Ready condition reason.
+/// Why a poll produced no instance list (`health::Reason::of_poll_error` names it).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PollError {
     #[error("{0}")]
@@ -30,17 +30,6 @@ pub enum PollError {
 }
 
 impl PollError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::CredentialsNotFound(_) => "CredentialsNotFound",
-            Self::SecretCredentialsDisabled | Self::CredentialsNotAllowed(_) => {
-                "CredentialsNotAllowed"
-            }
-            Self::CredentialSetup(_) => "AuthenticationFailed",
-            Self::Arm(e) => crate::health::Reason::of_arm_error(e).as_str(),
-        }
-    }
-
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Arm(e) => e.retry_after(),

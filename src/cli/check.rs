@@ -317,7 +317,7 @@ async fn load(
     let snapshot = poller
         .poll(cloud, &target, &credentials, Duration::ZERO)
         .await
-        .map_err(|e| format!("{} ({})", e, e.reason()))?;
+        .map_err(|e| format!("{} ({})", e, crate::health::Reason::of_poll_error(&e)))?;
     Ok((snapshot.as_ref().clone(), target.scale_set_name))
 }
 

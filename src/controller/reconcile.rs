@@ -7,8 +7,8 @@ use crate::azure::arm::client::ScaleSetRef;
 use crate::azure::poller::{CredentialSource, PollError, Poller};
 use crate::controller::leader::Fence;
 use crate::controller::metrics::Metrics;
-use crate::health;
 use crate::health::status::{self, Outcome};
+use crate::health::{self, Reason};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -243,7 +243,7 @@ async fn reconcile_inner(
             )
         }
         Err(e) => {
-            warn!(reason = e.reason(), error = %e, "poll failed");
+            warn!(reason = %Reason::of_poll_error(e), error = %e, "poll failed");
             let failures = {
                 let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
                 let n = f.entry(key).or_insert(0);
@@ -252,7 +252,7 @@ async fn reconcile_inner(
             };
             let stale_after = status::StaleAfter::of(spec);
             let outcome = Outcome::Failed {
-                reason: e.reason(),
+                reason: Reason::of_poll_error(e),
                 message: e.to_string(),
                 stale_after,
             };
@@ -262,7 +262,11 @@ async fn reconcile_inner(
             let retry = jittered(retry_delay(interval, failures, e));
             let retry = status::until_stale(&next, stale_after, now)
                 .map_or(retry, |left| retry.min(left + Duration::from_secs(1)));
-            (next, Action::requeue(retry), Some(e.reason()))
+            (
+                next,
+                Action::requeue(retry),
+                Some(Reason::of_poll_error(e).as_str()),
+            )
         }
     };
     for c in &next.conditions {

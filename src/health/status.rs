@@ -1,7 +1,7 @@
 //! From one poll's outcome and the previous status to the next status. Pure: no clock, no I/O.
 
 use crate::api::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance, ZoneHealth};
-use crate::health::FleetHealth;
+use crate::health::{FleetHealth, Reason};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub enum Outcome<'a> {
     },
     /// The poll could not tell the health; `reason` is a Ready condition reason.
     Failed {
-        reason: &'a str,
+        reason: Reason,
         message: String,
         stale_after: StaleAfter,
     },
@@ -121,21 +121,24 @@ pub fn next_status(
                 c,
                 READY,
                 true,
-                "PollSucceeded",
+                Reason::PollSucceeded,
                 format!("Listed {} instances of scale set {scale_set}", counts.total),
                 generation,
                 now,
             );
             let (reason, message) = if counts.total == 0 {
-                ("NoInstances", "The scale set has no instances".to_string())
+                (
+                    Reason::NoInstances,
+                    "The scale set has no instances".to_string(),
+                )
             } else if counts.unhealthy == 0 {
                 (
-                    "AllInstancesHealthy",
+                    Reason::AllInstancesHealthy,
                     format!("All {} instances are healthy", counts.total),
                 )
             } else if health.policy_met {
                 (
-                    "MinHealthyMet",
+                    Reason::MinHealthyMet,
                     format!(
                         "{} of {} instances healthy ({}%), at least {min_healthy_percent}% required",
                         counts.healthy, counts.total, health.healthy_percent
@@ -143,7 +146,7 @@ pub fn next_status(
                 )
             } else {
                 (
-                    "BelowMinHealthy",
+                    Reason::BelowMinHealthy,
                     format!(
                         "{} of {} instances healthy ({}%), at least {min_healthy_percent}% required",
                         counts.healthy, counts.total, health.healthy_percent
@@ -164,7 +167,7 @@ pub fn next_status(
                     c,
                     DEGRADED,
                     false,
-                    "AllInstancesHealthy",
+                    Reason::AllInstancesHealthy,
                     "No instance is unhealthy".into(),
                     generation,
                     now,
@@ -174,7 +177,7 @@ pub fn next_status(
                     c,
                     DEGRADED,
                     true,
-                    "InstancesUnhealthy",
+                    Reason::InstancesUnhealthy,
                     degraded_message(counts.unhealthy, &next.unhealthy_instances, &next.zones),
                     generation,
                     now,
@@ -197,10 +200,10 @@ pub fn next_status(
                 _ => message,
             };
             let c = &mut next.conditions;
-            set(c, READY, false, reason, message, generation, now);
+            set(c, READY, false, *reason, message, generation, now);
             unknown_unless_known(c, generation, now);
             if next.instances.is_some() {
-                unknown_when_stale(c, reason, *stale_after, generation, now);
+                unknown_when_stale(c, *reason, *stale_after, generation, now);
             }
         }
         Outcome::Suspended => {
@@ -214,7 +217,7 @@ pub fn next_status(
                 c,
                 READY,
                 false,
-                "Suspended",
+                Reason::Suspended,
                 message.into(),
                 generation,
                 now,
@@ -247,7 +250,7 @@ fn unknown_unless_known(c: &mut Vec<Condition>, generation: Option<i64>, now: ji
             c.push(Condition {
                 type_: type_.into(),
                 status: "Unknown".into(),
-                reason: "NotYetPolled".into(),
+                reason: Reason::NotYetPolled.into(),
                 message: "Azure has not been polled successfully yet".into(),
                 last_transition_time: Time(now),
                 observed_generation: generation,
@@ -261,7 +264,7 @@ fn unknown_unless_known(c: &mut Vec<Condition>, generation: Option<i64>, now: ji
 /// succeeds again (the counts stay; they are labelled as the last successful poll's).
 fn unknown_when_stale(
     c: &mut Vec<Condition>,
-    reason: &str,
+    reason: Reason,
     stale_after: StaleAfter,
     generation: Option<i64>,
     now: jiff::Timestamp,
@@ -291,7 +294,7 @@ fn unknown_when_stale(
             c,
             type_,
             "Unknown",
-            "PollsFailing",
+            Reason::PollsFailing,
             message.clone(),
             generation,
             now,
@@ -361,7 +364,7 @@ fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: bool,
-    reason: &str,
+    reason: Reason,
     message: String,
     generation: Option<i64>,
     now: jiff::Timestamp,
@@ -374,7 +377,7 @@ fn set_status(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: &str,
-    reason: &str,
+    reason: Reason,
     message: String,
     generation: Option<i64>,
     now: jiff::Timestamp,
@@ -457,7 +460,7 @@ fn forget_another_targets_counts(
             &mut next.conditions,
             type_,
             "Unknown",
-            "TargetChanged",
+            Reason::TargetChanged,
             message.clone(),
             generation,
             now,
@@ -771,7 +774,7 @@ mod tests {
         let failed = next(
             Some(&ok),
             &Outcome::Failed {
-                reason: "Throttled",
+                reason: Reason::Throttled,
                 message: "throttled by ARM".into(),
                 stale_after: STALE,
             },
@@ -803,7 +806,7 @@ mod tests {
         let s = next(
             None,
             &Outcome::Failed {
-                reason: "CredentialsNotFound",
+                reason: Reason::CredentialsNotFound,
                 message: "Secret ns/x not found".into(),
                 stale_after: STALE,
             },
@@ -819,7 +822,7 @@ mod tests {
 
     fn throttled() -> Outcome<'static> {
         Outcome::Failed {
-            reason: "Throttled",
+            reason: Reason::Throttled,
             message: "throttled by ARM".into(),
             stale_after: STALE,
         }
@@ -926,7 +929,7 @@ mod tests {
         let f = fleet(4, 4, 100);
         let ok = next(None, &polled(&f, 100), None, t(0));
         let fail = |interval: u64, failed_intervals: u32| Outcome::Failed {
-            reason: "AzureUnavailable",
+            reason: Reason::AzureUnavailable,
             message: "503".into(),
             stale_after: StaleAfter {
                 interval: Duration::from_secs(interval),
@@ -1169,7 +1172,7 @@ mod tests {
         let s = next(
             Some(&old),
             &Outcome::Failed {
-                reason: "Throttled",
+                reason: Reason::Throttled,
                 message: "throttled".into(),
                 stale_after: STALE,
             },
@@ -1186,7 +1189,7 @@ mod tests {
         let failed = next(
             Some(&ok),
             &Outcome::Failed {
-                reason: "InvalidRequest",
+                reason: Reason::InvalidRequest,
                 message: "ü".repeat(100_000),
                 stale_after: STALE,
             },
@@ -1217,7 +1220,7 @@ mod tests {
 
     fn failed(message: &str) -> Outcome<'_> {
         Outcome::Failed {
-            reason: "ScaleSetNotFound",
+            reason: Reason::ScaleSetNotFound,
             message: message.into(),
             stale_after: STALE,
         }
