@@ -23,8 +23,9 @@ pub enum PollError {
     /// The watch may not use the controller's own identity (see `crate::azure::ambient`).
     #[error("{0}")]
     CredentialsNotAllowed(String),
+    /// Shared by every watch of the fetch, hence the `Arc`; the cause stays reachable.
     #[error("{0}")]
-    CredentialSetup(String),
+    CredentialSetup(#[source] Arc<AzureSetupError>),
     #[error(transparent)]
     Arm(#[from] ArmError),
 }
@@ -40,7 +41,7 @@ impl PollError {
 
 impl From<AzureSetupError> for PollError {
     fn from(e: AzureSetupError) -> Self {
-        Self::CredentialSetup(e.to_string())
+        Self::CredentialSetup(Arc::new(e))
     }
 }
 

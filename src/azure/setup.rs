@@ -72,9 +72,9 @@ pub enum AzureSetupError {
     #[error("CA bundle {path} holds no PEM certificate")]
     CaEmpty { path: String },
     #[error("cannot build the HTTP client: {0}")]
-    Client(reqwest::Error),
+    Client(#[source] reqwest::Error),
     #[error("cannot set up Azure credentials: {0}")]
-    Credential(azure_core::Error),
+    Credential(#[source] azure_core::Error),
     #[error("{flag} must be an https:// URL, not {url}: tokens and secrets never travel in clear")]
     InsecureEndpoint { flag: &'static str, url: String },
     #[error("{flag} must not carry user info (user:password@)")]
