@@ -11,7 +11,6 @@ use crate::poller::{CredentialSource, Poller};
 use crate::status::{self, Outcome};
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -149,15 +148,10 @@ async fn load(args: &Args) -> Result<(ListPages, String), String> {
         api_version: args.api_version.clone(),
     };
     let pages = poller
-        .poll(
-            args.cloud,
-            &target,
-            &CredentialSource::Ambient,
-            Duration::ZERO,
-        )
+        .fetch_once(args.cloud, &target, &CredentialSource::Ambient)
         .await
         .map_err(|e| format!("{} ({})", e, e.reason()))?;
-    Ok((pages.as_ref().clone(), scale_set.clone()))
+    Ok((pages, scale_set.clone()))
 }
 
 fn table(name: &str, status: &ScaleSetWatchStatus) -> String {

@@ -77,12 +77,29 @@ struct RunArgs {
     /// How long a leader that stopped renewing keeps the Lease; it renews every third of this.
     #[arg(long, env = "SSW_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Fetches of one subscription's scale sets running at once (each scale set is fetched
+    /// once per shortest interval of its watches).
+    #[arg(long, env = "SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    max_concurrent_fetches_per_subscription: u64,
+    /// How often an unchanged status is rewritten to refresh lastPollTime (a Go duration such
+    /// as 5m; 0 = only when something changes).
+    #[arg(long, env = "SSW_STATUS_HEARTBEAT", default_value = "5m", value_parser = parse_heartbeat)]
+    status_heartbeat: Duration,
     /// Log format: text or json.
     #[arg(long, env = "SSW_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
     /// Log level or tracing filter (e.g. info, debug, scaleset_watch=debug).
     #[arg(long, env = "SSW_LOG_LEVEL", default_value = "info")]
     log_level: String,
+}
+
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    scaleset_watch::crd::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 300s, 5m or 0"))
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -156,18 +173,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             arm: args.arm_endpoint.clone(),
             authority: args.authority_host.clone(),
         },
+    )
+    .with_max_concurrent_fetches_per_subscription(
+        usize::try_from(args.max_concurrent_fetches_per_subscription).unwrap_or(1),
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        poller,
-        metrics,
-        kube::runtime::events::Reporter {
-            controller: "scaleset-watch".into(),
-            instance: Some(identity.clone()),
-        },
-        args.cloud,
-        args.allow_secret_credentials,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            poller,
+            metrics,
+            kube::runtime::events::Reporter {
+                controller: "scaleset-watch".into(),
+                instance: Some(identity.clone()),
+            },
+            args.cloud,
+            args.allow_secret_credentials,
+        )
+        .with_status_heartbeat((!args.status_heartbeat.is_zero()).then_some(args.status_heartbeat)),
+    );
     let scope = Scope {
         namespace: args.namespace.clone(),
         label_selector: args.label_selector.clone(),

@@ -5,13 +5,15 @@ use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
 use crate::metrics::Metrics;
-use crate::poller::{CredentialSource, PollError, Poller};
+use crate::poller::{CredentialSource, PollError, Poller, WatchId};
+use crate::schedule;
 use crate::status::{self, Outcome};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use rand::RngExt;
@@ -43,8 +45,14 @@ pub struct Context {
     /// The cloud of watches that name none.
     pub default_cloud: Cloud,
     pub allow_secret_credentials: bool,
-    /// Consecutive failed polls per watch, for backoff.
+    /// `lastPollTime` is rewritten at least this often while nothing changes; `None`: never.
+    status_heartbeat: Option<Duration>,
+    /// Consecutive failures per watch that happened before any fetch (credentials) or in the
+    /// status write, for the watch's own backoff; failed fetches back off per scale set.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// The last fetch each watch has seen, so that a result read again (after the watch's own
+    /// status write, say) is not counted again.
+    seen: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Context {
@@ -63,8 +71,16 @@ impl Context {
             metrics,
             default_cloud,
             allow_secret_credentials,
+            status_heartbeat: Some(schedule::DEFAULT_HEARTBEAT),
             failures: Mutex::default(),
+            seen: Mutex::default(),
         }
+    }
+
+    /// How often an unchanged status is rewritten to refresh `lastPollTime` (`None`: never).
+    pub fn with_status_heartbeat(mut self, heartbeat: Option<Duration>) -> Self {
+        self.status_heartbeat = heartbeat;
+        self
     }
 }
 
@@ -89,9 +105,29 @@ pub async fn run(
     if let Some(sel) = &scope.label_selector {
         config = config.labels(sel);
     }
-    let controller = Controller::new(api, config);
-    // Deleted watches are never reconciled again; forget their metrics and backoff state.
+    let mut controller = Controller::new(api, config);
+    // Each fetch of a scale set reconciles the watches that name it; deleted watches (and
+    // those out of scope now) are dropped from their sets before the next fetch.
+    if let Some(triggers) = ctx.poller.take_triggers() {
+        controller = controller
+            .reconcile_on(triggers.map(|w: WatchId| ObjectRef::new(&w.name).within(&w.namespace)));
+    }
     let store = controller.store();
+    let live = store.clone();
+    ctx.poller.set_liveness(move |w| {
+        live.get(&ObjectRef::new(&w.name).within(&w.namespace))
+            .is_some()
+    });
+    // No fetch after shutdown begins: a leader that lost its lease must not call ARM.
+    let shutdown = shutdown.shared();
+    let stopper = {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            ctx.poller.stop();
+        })
+    };
+    // Deleted watches are never reconciled again; forget their metrics and backoff state.
     let sweep_ctx = ctx.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -124,11 +160,16 @@ pub async fn run(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .retain(|key, _| live.contains(key));
+            sweep_ctx
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|key, _| live.contains(key));
         }
     });
     controller
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 warn!(error = %e, "reconcile failed");
@@ -136,6 +177,8 @@ pub async fn run(
         })
         .await;
     sweeper.abort();
+    stopper.abort();
+    ctx.poller.stop();
 }
 
 async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -169,8 +212,13 @@ async fn reconcile_inner(
     let generation = watch.meta().generation;
     let interval = spec.interval();
     let key = (namespace.to_owned(), name.to_owned());
+    let watch_id = WatchId {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    };
 
     if spec.suspend {
+        ctx.poller.unsubscribe(&watch_id);
         let next = status::next_status(
             prev,
             &Outcome::Suspended,
@@ -182,6 +230,7 @@ async fn reconcile_inner(
         return Ok((Action::await_change(), None));
     }
 
+    // The latest fetch of the watch's scale set, or why there is nothing to fetch with.
     let polled = match credential_source(ctx, spec, namespace).await {
         Ok(source) => {
             let target = ScaleSetRef {
@@ -191,18 +240,58 @@ async fn reconcile_inner(
                 api_version: spec.api_version().to_owned(),
             };
             let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
-            ctx.poller.poll(cloud, &target, &source, interval).await
+            match ctx
+                .poller
+                .subscribe(&watch_id, cloud, &target, &source, interval)
+            {
+                Some(polled) => Ok(polled),
+                // The set's first fetch is scheduled; its end reconciles this watch.
+                None => return Ok((Action::requeue(schedule::backstop(interval)), None)),
+            }
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // Nothing to fetch with: the watch leaves its scale set and retries on its own.
+            ctx.poller.unsubscribe(&watch_id);
+            Err(e)
+        }
     };
 
-    // The pages were checked to be JSON when fetched; JSON that is not a list of VMs is invalid.
-    let polled = polled.and_then(|pages| {
-        health::assess_pages(&pages, &spec.health)
-            .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
-    });
-    let now = jiff::Timestamp::now();
-    let (next, action, failure) = match &polled {
+    // Reconciles do not fetch: the scale set's schedule does, and each fetch triggers the
+    // reconciles of its watches. A result read again (after this watch's own status write,
+    // say) is `fresh` no more, so that one failed fetch is counted once.
+    let (result, at, fresh, action) = match polled {
+        Ok(polled) => {
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            let fresh = ctx
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), polled.seq)
+                != Some(polled.seq);
+            // The pages were checked to be JSON when fetched; JSON that is not a list of VMs
+            // is invalid.
+            let result = polled.result.and_then(|pages| {
+                health::assess_pages(&pages, &spec.health)
+                    .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
+            });
+            let backstop = Action::requeue(schedule::backstop(interval));
+            (result, polled.at, fresh, backstop)
+        }
+        Err(e) => {
+            let failures = {
+                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let n = f.entry(key).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let retry = schedule::retry_delay(interval, failures, e.retry_after());
+            (Err(e), jiff::Timestamp::now(), true, Action::requeue(retry))
+        }
+    };
+    let (next, failure) = match &result {
         Ok(fleet) => {
             ctx.metrics
                 .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
@@ -211,33 +300,31 @@ async fn reconcile_inner(
                 scale_set: &spec.scale_set_name,
                 min_healthy_percent: spec.health.min_healthy_percent,
             };
-            ctx.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            (
-                status::next_status(prev, &outcome, generation, now),
-                Action::requeue(jittered(interval)),
-                None,
-            )
+            let next = status::next_status_with_heartbeat(
+                prev,
+                &outcome,
+                generation,
+                at,
+                ctx.status_heartbeat,
+            );
+            (next, None)
         }
         Err(e) => {
-            warn!(reason = e.reason(), error = %e, "poll failed");
-            let failures = {
-                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let n = f.entry(key).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            };
+            if fresh {
+                warn!(reason = e.reason(), error = %e, "poll failed");
+            }
             let outcome = Outcome::Failed {
                 reason: e.reason(),
                 message: e.to_string(),
             };
-            (
-                status::next_status(prev, &outcome, generation, now),
-                Action::requeue(jittered(retry_delay(interval, failures, e))),
-                Some(e.reason()),
-            )
+            let next = status::next_status_with_heartbeat(
+                prev,
+                &outcome,
+                generation,
+                at,
+                ctx.status_heartbeat,
+            );
+            (next, fresh.then(|| e.reason()))
         }
     };
     for c in &next.conditions {
@@ -251,23 +338,6 @@ async fn reconcile_inner(
     }
     write_status(ctx, watch, prev, &next).await?;
     Ok((action, failure))
-}
-
-/// After a failed poll: sooner than the interval at first (the fault may be brief), never sooner
-/// than ARM asked, and never later than the interval.
-fn retry_delay(interval: Duration, failures: u32, error: &PollError) -> Duration {
-    let backoff = Duration::from_secs(5)
-        .saturating_mul(1 << failures.saturating_sub(1).min(10))
-        .min(interval);
-    match error.retry_after() {
-        Some(after) => backoff.max(after),
-        None => backoff,
-    }
-}
-
-/// Up to 10% later, so that watches created together spread out over time.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
 }
 
 async fn credential_source(
@@ -388,43 +458,8 @@ fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> 
         *n
     };
     warn!(error = %error, failures, "reconcile error");
-    Action::requeue(jittered(
-        Duration::from_secs(1)
-            .saturating_mul(1 << failures.saturating_sub(1).min(8))
-            .min(Duration::from_secs(300)),
+    Action::requeue(schedule::write_retry_delay(
+        failures,
+        rand::rng().random_range(0.0..1.0),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::arm::client::ArmError;
-
-    #[test]
-    fn failed_polls_back_off_from_5s_up_to_the_interval_but_never_before_retry_after() {
-        let interval = Duration::from_secs(60);
-        let unavailable = PollError::Arm(ArmError::Unavailable("timed out".into()));
-        let delays: Vec<u64> = (1..=6)
-            .map(|n| retry_delay(interval, n, &unavailable).as_secs())
-            .collect();
-        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
-        let throttled = PollError::Arm(ArmError::Throttled {
-            retry_after: Duration::from_secs(300),
-            code: "OperationNotAllowed".into(),
-        });
-        assert_eq!(
-            retry_delay(interval, 1, &throttled),
-            Duration::from_secs(300)
-        );
-        assert_eq!(retry_delay(interval, u32::MAX, &unavailable), interval);
-    }
-
-    #[test]
-    fn jitter_only_delays_and_by_at_most_a_tenth() {
-        let d = Duration::from_secs(100);
-        for _ in 0..1000 {
-            let j = jittered(d);
-            assert!(j >= d && j < Duration::from_secs(110), "{j:?}");
-        }
-    }
 }

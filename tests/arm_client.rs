@@ -128,7 +128,7 @@ fn fault(yaml: &str) -> Fault {
     serde_yaml::from_str(yaml).expect("fault parses")
 }
 
-type Polled = Result<std::sync::Arc<scaleset_watch::arm::model::ListPages>, PollError>;
+type Polled = Result<scaleset_watch::poller::Fetched, PollError>;
 
 async fn poll(poller: &Poller, vmss: &str) -> Polled {
     poll_as(poller, vmss, CLIENT, "right").await
@@ -136,11 +136,10 @@ async fn poll(poller: &Poller, vmss: &str) -> Polled {
 
 async fn poll_as(poller: &Poller, vmss: &str, client: &str, secret: &str) -> Polled {
     poller
-        .poll(
+        .fetch_once(
             Cloud::AzurePublic,
             &target(vmss),
             &principal(client, secret),
-            Duration::ZERO,
         )
         .await
 }
@@ -219,11 +218,10 @@ async fn arm_errors_map_to_ready_reasons() {
     let mut bad_version = target("workers");
     bad_version.api_version = "1999-01-01".into();
     let bad = poller
-        .poll(
+        .fetch_once(
             Cloud::AzurePublic,
             &bad_version,
             &principal(CLIENT, "right"),
-            Duration::ZERO,
         )
         .await
         .expect_err("bad api-version");
@@ -362,55 +360,75 @@ async fn a_hanging_arm_times_out_as_unavailable() {
 }
 
 #[tokio::test]
-async fn watches_of_the_same_scale_set_share_one_fetch_per_interval() {
+async fn watches_of_the_same_scale_set_share_its_scheduled_fetch() {
+    use futures::StreamExt;
+    use scaleset_watch::poller::WatchId;
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
-    let interval = Duration::from_secs(60);
+    let mut triggers = poller.take_triggers().expect("triggers");
+    // The CRD's shortest interval, so that the first fetch comes within 5s.
+    let interval = Duration::from_secs(10);
     let creds = principal(CLIENT, "right");
+    let watch = |name: &str| WatchId {
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let (a, b, outsider) = (watch("a"), watch("b"), watch("outsider"));
     let (lower, upper) = (target("workers"), target("WORKERS"));
-    let (a, b) = tokio::join!(
-        poller.poll(Cloud::AzurePublic, &lower, &creds, interval),
-        poller.poll(Cloud::AzurePublic, &upper, &creds, interval),
+    assert!(
+        poller
+            .subscribe(&a, Cloud::AzurePublic, &lower, &creds, interval)
+            .is_none()
     );
-    assert_eq!(a.expect("a").vms().expect("parse").len(), 12);
-    assert_eq!(b.expect("b").vms().expect("parse").len(), 12);
-    assert_eq!(
-        env.list_requests("workers"),
-        3,
-        "one fetch of 3 pages for both"
-    );
-    poller
-        .poll(Cloud::AzurePublic, &target("workers"), &creds, interval)
-        .await
-        .expect("cached");
-    assert_eq!(
-        env.list_requests("workers"),
-        3,
-        "still fresh within the interval"
+    assert!(
+        poller
+            .subscribe(&b, Cloud::AzurePublic, &upper, &creds, interval)
+            .is_none()
     );
     // Other credentials never see a result fetched with someone else's.
-    let other = poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &principal(OUTSIDER, "outsider"),
-            interval,
-        )
-        .await
+    let theirs = principal(OUTSIDER, "outsider");
+    assert!(
+        poller
+            .subscribe(&outsider, Cloud::AzurePublic, &lower, &theirs, interval)
+            .is_none()
+    );
+    assert_eq!(poller.scheduled_sets(), 2, "one set per credentials");
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let w = tokio::time::timeout(Duration::from_secs(20), triggers.next())
+            .await
+            .expect("each watch is told within its first interval")
+            .expect("open");
+        told.push(w.name);
+    }
+    told.sort();
+    assert_eq!(told, ["a", "b", "outsider"]);
+    assert_eq!(
+        env.list_requests("workers"),
+        3 + 1,
+        "one fetch of 3 pages for both, one refused page for the outsider"
+    );
+    let ours = poller
+        .subscribe(&a, Cloud::AzurePublic, &lower, &creds, interval)
+        .expect("fetched");
+    let pages = ours.result.expect("listed");
+    assert_eq!(pages.vms().expect("parse").len(), 12);
+    let seen_by_b = poller
+        .subscribe(&b, Cloud::AzurePublic, &upper, &creds, interval)
+        .expect("fetched");
+    assert_eq!(seen_by_b.seq, ours.seq, "the same fetch");
+    let refused = poller
+        .subscribe(&outsider, Cloud::AzurePublic, &lower, &theirs, interval)
+        .expect("fetched")
+        .result
         .expect_err("the outsider has no access");
-    assert_eq!(other.reason(), "Forbidden");
-    // A shorter interval wants fresher data.
-    let before = env.list_requests("workers");
-    poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &creds,
-            Duration::ZERO,
-        )
-        .await
-        .expect("refetched");
-    assert_eq!(env.list_requests("workers") - before, 3);
+    assert_eq!(refused.reason(), "Forbidden");
+    assert_eq!(
+        env.list_requests("workers"),
+        4,
+        "reading a result fetches nothing"
+    );
+    poller.stop();
 }
 
 #[tokio::test]
@@ -484,12 +502,7 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
         let mut flex = target("flex");
         flex.api_version = api_version.into();
         let pages = poller
-            .poll(
-                Cloud::AzurePublic,
-                &flex,
-                &principal(CLIENT, "right"),
-                Duration::ZERO,
-            )
+            .fetch_once(Cloud::AzurePublic, &flex, &principal(CLIENT, "right"))
             .await
             .unwrap_or_else(|e| panic!("{api_version}: {e}"));
         let vms = pages.vms().expect("parse");
