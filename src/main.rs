@@ -94,12 +94,9 @@ struct RunArgs {
     log_level: String,
 }
 
+/// Zero for none: clap cannot hold an `Option` as a value.
 fn parse_heartbeat(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    scaleset_watch::crd::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration such as 300s, 5m or 0"))
+    scaleset_watch::schedule::parse_heartbeat(s).map(Option::unwrap_or_default)
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]

@@ -68,6 +68,17 @@ pub fn write_retry_delay(failures: u32, jitter: f64) -> Duration {
     delay.mul_f64(1.0 + jitter / 10.0)
 }
 
+/// The heartbeat as given on the command line: a Go duration such as `300s` or `5m`, or `0`
+/// for none.
+pub fn parse_heartbeat(s: &str) -> Result<Option<Duration>, String> {
+    if s.trim() == "0" {
+        return Ok(None);
+    }
+    let d = crate::crd::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 300s, 5m or 0"))?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
 /// Whether an unchanged status is due for a rewrite of `lastPollTime`: `since_last` is the
 /// time since the last one (`None`: there is none yet, so it is due), `heartbeat` `None`
 /// means never (0 on the command line).
@@ -281,6 +292,16 @@ mod tests {
             s(1),
             "a bad jitter is no jitter"
         );
+    }
+
+    #[test]
+    fn heartbeat_flag_takes_go_durations_and_zero_for_off() {
+        assert_eq!(parse_heartbeat("5m"), Ok(Some(s(300))));
+        assert_eq!(parse_heartbeat("90s"), Ok(Some(s(90))));
+        assert_eq!(parse_heartbeat("0"), Ok(None));
+        assert_eq!(parse_heartbeat("0s"), Ok(None));
+        assert!(parse_heartbeat("5 minutes").is_err());
+        assert!(parse_heartbeat("").is_err());
     }
 
     #[test]

@@ -325,6 +325,14 @@ fn values_schema_rejects_bad_values_with_a_clear_message() {
             &["--set", "azure.armEndpoint=http://insecure.example"],
             "at '/azure/armEndpoint'",
         ),
+        (
+            &["--set", "polling.statusHeartbeat=5 minutes"],
+            "at '/polling/statusHeartbeat'",
+        ),
+        (
+            &["--set", "polling.maxConcurrentFetchesPerSubscription=0"],
+            "at '/polling/maxConcurrentFetchesPerSubscription'",
+        ),
     ];
     for (args, message) in cases {
         let chart = chart();
@@ -516,6 +524,14 @@ fn renders_default_values_workload_identity() {
         assert_eq!(
             env_value(&docs, "SSW_ALLOW_SECRET_CREDENTIALS").as_deref(),
             Some("true")
+        );
+        assert_eq!(
+            env_value(&docs, "SSW_STATUS_HEARTBEAT").as_deref(),
+            Some("5m")
+        );
+        assert_eq!(
+            env_value(&docs, "SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION").as_deref(),
+            Some("4")
         );
         let env = env_of(&docs);
         for absent in [
