@@ -170,24 +170,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             arm: args.arm_endpoint.clone(),
             authority: args.authority_host.clone(),
         },
-    )
-    .with_max_concurrent_fetches_per_subscription(
+    );
+    poller.set_max_concurrent_fetches_per_subscription(
         usize::try_from(args.max_concurrent_fetches_per_subscription).unwrap_or(1),
     );
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            poller,
-            metrics,
-            kube::runtime::events::Reporter {
-                controller: "scaleset-watch".into(),
-                instance: Some(identity.clone()),
-            },
-            args.cloud,
-            args.allow_secret_credentials,
-        )
-        .with_status_heartbeat((!args.status_heartbeat.is_zero()).then_some(args.status_heartbeat)),
-    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        poller,
+        metrics,
+        kube::runtime::events::Reporter {
+            controller: "scaleset-watch".into(),
+            instance: Some(identity.clone()),
+        },
+        args.cloud,
+        args.allow_secret_credentials,
+    ));
+    ctx.set_status_heartbeat((!args.status_heartbeat.is_zero()).then_some(args.status_heartbeat));
     let scope = Scope {
         namespace: args.namespace.clone(),
         label_selector: args.label_selector.clone(),

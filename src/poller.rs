@@ -565,10 +565,10 @@ impl Poller {
         }
     }
 
-    /// Bounds the fetches of one subscription running at once (at least 1).
-    pub fn with_max_concurrent_fetches_per_subscription(self, max: usize) -> Self {
+    /// Bounds the fetches of one subscription running at once (at least 1); for the sets
+    /// scheduled from now on.
+    pub fn set_max_concurrent_fetches_per_subscription(&self, max: usize) {
         self.scheduler.set_max_concurrent_per_group(max);
-        self
     }
 
     /// The key and request of a scale set as seen with `source`'s identity.

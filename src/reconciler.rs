@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use rand::RngExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{Instrument, info, warn};
@@ -45,8 +46,9 @@ pub struct Context {
     /// The cloud of watches that name none.
     pub default_cloud: Cloud,
     pub allow_secret_credentials: bool,
-    /// `lastPollTime` is rewritten at least this often while nothing changes; `None`: never.
-    status_heartbeat: Option<Duration>,
+    /// `lastPollTime` is rewritten at least this often while nothing changes, in
+    /// milliseconds; 0: never.
+    status_heartbeat_ms: AtomicU64,
     /// Consecutive failures per watch that happened before any fetch (credentials) or in the
     /// status write, for the watch's own backoff; failed fetches back off per scale set.
     failures: Mutex<HashMap<(String, String), u32>>,
@@ -71,17 +73,26 @@ impl Context {
             metrics,
             default_cloud,
             allow_secret_credentials,
-            status_heartbeat: Some(schedule::DEFAULT_HEARTBEAT),
+            status_heartbeat_ms: AtomicU64::new(millis(schedule::DEFAULT_HEARTBEAT)),
             failures: Mutex::default(),
             seen: Mutex::default(),
         }
     }
 
     /// How often an unchanged status is rewritten to refresh `lastPollTime` (`None`: never).
-    pub fn with_status_heartbeat(mut self, heartbeat: Option<Duration>) -> Self {
-        self.status_heartbeat = heartbeat;
-        self
+    pub fn set_status_heartbeat(&self, heartbeat: Option<Duration>) {
+        let ms = heartbeat.map_or(0, |h| millis(h).max(1));
+        self.status_heartbeat_ms.store(ms, Ordering::Relaxed);
     }
+
+    fn status_heartbeat(&self) -> Option<Duration> {
+        let ms = self.status_heartbeat_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Where the controller looks for ScaleSetWatches.
@@ -305,7 +316,7 @@ async fn reconcile_inner(
                 &outcome,
                 generation,
                 at,
-                ctx.status_heartbeat,
+                ctx.status_heartbeat(),
             );
             (next, None)
         }
@@ -322,7 +333,7 @@ async fn reconcile_inner(
                 &outcome,
                 generation,
                 at,
-                ctx.status_heartbeat,
+                ctx.status_heartbeat(),
             );
             (next, fresh.then(|| e.reason()))
         }
