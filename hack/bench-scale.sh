@@ -196,18 +196,21 @@ say "lists in the first interval: $first_interval for $sets sets; $first_writes 
 say "steady state: $steady_minutes minutes"
 per_minute=()
 writes_per_minute=()
+# Windows of exactly a minute each, from the first sample: sleeping 60s after each sample
+# would stretch them by the sampling time, and a stretched window now and then holds two
+# fetches of one set (and the next window none).
+steady_start=$(now)
 prev_lists=$(sim_lists)
 prev_writes=$(status_writes)
 steady_cpu0=$(cpu_seconds "$controller")
 for ((m = 1; m <= steady_minutes; m++)); do
-  sleep 60
+  sleep "$(awk -v s="$steady_start" -v m="$m" -v n="$(now)" 'BEGIN { d = s + 60 * m - n; print (d > 0 ? d : 0) }')"
   cur_lists=$(sim_lists)
   cur_writes=$(status_writes)
   line=$(jq -nr --argjson a "$prev_lists" --argjson b "$cur_lists" --argjson n "$sets" '
-    [range(0; $n)] as $all
-    | [$b | to_entries[] | .value - ($a[.key] // 0)] as $d
+    [$b | to_entries[] | .value - ($a[.key] // 0)] as $d
     | ($d | add // 0) as $total
-    | ($d | map(select(. != 1)) | length) + ($n - ($d | length)) as $off
+    | (($d | map(select(. != 1)) | length) + ($n - ($d | length))) as $off
     | "\($total / $n) \($total) \($off)"')
   read -r mean total off <<<"$line"
   per_minute+=("$mean")
