@@ -4,10 +4,18 @@
 # from Go modules (pinned in hack/cp/*/go.mod + go.sum) with the local Go.
 #
 #   hack/control-plane.sh build       build (once) and cache the binaries
+#   hack/control-plane.sh promtool    build (once) and cache promtool, which only the
+#                                     tests need (tests/chart.rs checks the chart's alerts)
 #   hack/control-plane.sh env         print `export` lines for the cached binaries
 #   hack/control-plane.sh up DIR      start etcd + kube-apiserver, state in DIR
-#   hack/control-plane.sh down DIR    stop them (idempotent, never fails)
-#   hack/control-plane.sh status DIR  exit 0 if both processes are running
+#   hack/control-plane.sh up-node DIR the same plus a node that runs pods:
+#                                     containerd, kubelet, kube-controller-manager,
+#                                     kube-scheduler (see hack/node.sh)
+#   hack/control-plane.sh load-image DIR FILE  import an image archive
+#                                     (docker-archive) into the node's containerd
+#   hack/control-plane.sh down DIR    stop them all and remove what the node left
+#                                     (idempotent, never fails)
+#   hack/control-plane.sh status DIR  exit 0 if the processes are running
 #
 # Environment:
 #   SSW_CACHE_DIR          cache root (default: $HOME/.cache/scaleset-watch);
@@ -16,7 +24,9 @@
 #   SSW_APISERVER_EXTRA_ARGS  extra kube-apiserver flags (word-split)
 #
 # After `up DIR`, `. DIR/env` exports KUBECONFIG, SSW_APISERVER_URL,
-# SSW_ADMIN_TOKEN and SSW_CP_DIR. The admin identity is a static token in the
+# SSW_ADMIN_TOKEN and SSW_CP_DIR; after `up-node DIR` also SSW_NODE_IP (the
+# node's address: pods reach the host there, e.g. the API server at
+# https://$SSW_NODE_IP:<same port> and a simulator bound to it). The admin identity is a static token in the
 # group system:masters; the CA is DIR/certs/apiserver.crt (self-signed by the
 # apiserver at startup).
 set -euo pipefail
@@ -28,12 +38,23 @@ CP_MOD_DIR="$HACK_DIR/cp"
 KUBE_VERSION=v1.34.12
 ETCD_VERSION=v3.5.35
 HELM_VERSION=v3.19.5
+# promtool (checks the chart's PrometheusRule in tests/chart.rs): the Go module
+# github.com/prometheus/prometheus v0.3XX.Y is Prometheus v3.XX.Y.
+PROMETHEUS_MODULE_VERSION=v0.316.0
+PROMETHEUS_VERSION=3.16.0
+# Lints .github/workflows (tests/release.rs); the release workflow cannot run here.
+ACTIONLINT_VERSION=v1.7.12
 
 CACHE_DIR="${SSW_CACHE_DIR:-$HOME/.cache/scaleset-watch}"
 BIN_DIR="$CACHE_DIR/bin"
 KUBE_APISERVER_BIN="$BIN_DIR/kube-apiserver-$KUBE_VERSION"
 ETCD_BIN="$BIN_DIR/etcd-$ETCD_VERSION"
 HELM_BIN="$BIN_DIR/helm-$HELM_VERSION"
+PROMTOOL_BIN="$BIN_DIR/promtool-v$PROMETHEUS_VERSION"
+ACTIONLINT_BIN="$BIN_DIR/actionlint-$ACTIONLINT_VERSION"
+KUBELET_BIN="$BIN_DIR/kubelet-$KUBE_VERSION"
+KCM_BIN="$BIN_DIR/kube-controller-manager-$KUBE_VERSION"
+KUBE_SCHEDULER_BIN="$BIN_DIR/kube-scheduler-$KUBE_VERSION"
 # Directory of plain-named symlinks (helm, etcd, kube-apiserver) for PATH and
 # for tools that want envtest-style assets (KUBEBUILDER_ASSETS).
 PATH_DIR="$CACHE_DIR/path/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
@@ -83,23 +104,59 @@ run_build() {
   log "built $name in $((SECONDS - start))s"
 }
 
-build_kube_apiserver() {
-  local mod="$CP_MOD_DIR/kube-apiserver" tmp
+# Checks that hack/cp/$1/go.mod pins k8s.io/kubernetes $KUBE_VERSION; sets LD
+# to the release ldflags (so /version and kubelet report the real version).
+kube_ldflags() {
   local got
-  got=$(cd "$mod" && "${GO_ENV[@]}" go list -mod=readonly -m -f '{{.Version}}' k8s.io/kubernetes)
-  [[ $got == "$KUBE_VERSION" ]] || die "hack/cp/kube-apiserver/go.mod pins k8s.io/kubernetes $got, script says $KUBE_VERSION"
+  got=$(cd "$CP_MOD_DIR/$1" && "${GO_ENV[@]}" go list -mod=readonly -m -f '{{.Version}}' k8s.io/kubernetes)
+  [[ $got == "$KUBE_VERSION" ]] || die "hack/cp/$1/go.mod pins k8s.io/kubernetes $got, script says $KUBE_VERSION"
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
-  local ld="-s -w"
+  LD="-s -w"
   local pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ld+=" -X $pkg.gitTreeState=clean"
+    LD+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    LD+=" -X $pkg.gitTreeState=clean"
   done
+}
+
+build_kube_apiserver() {
+  local mod="$CP_MOD_DIR/kube-apiserver" tmp LD
+  kube_ldflags kube-apiserver
+  local ld=$LD
   tmp="$KUBE_APISERVER_BIN.tmp.$$"
   (cd "$mod" && run_build "kube-apiserver $KUBE_VERSION" "$tmp" \
     "${GO_ENV[@]}" go build -v -p 2 -mod=readonly -trimpath -ldflags "$ld" \
     -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv -f "$tmp" "$KUBE_APISERVER_BIN"
+}
+
+# kubelet, kube-controller-manager and kube-scheduler in one `go build`
+# (they share most packages, and the apiserver's are already in Go's build
+# cache): about 5 minutes on 2 cores.
+build_node() {
+  local mod="$CP_MOD_DIR/node" tmp LD
+  kube_ldflags node
+  tmp=$(mktemp -d "$BIN_DIR/node.tmp.XXXXXX")
+  (cd "$mod" && run_build "kubelet, kube-controller-manager, kube-scheduler $KUBE_VERSION" "$tmp/kubelet" \
+    "${GO_ENV[@]}" go build -v -p 2 -mod=readonly -trimpath -ldflags "$LD" -o "$tmp/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler)
+  [[ -s $tmp/kube-controller-manager && -s $tmp/kube-scheduler ]] || die "node build produced no binaries"
+  chmod 0755 "$tmp"/*
+  mv -f "$tmp/kube-controller-manager" "$KCM_BIN"
+  mv -f "$tmp/kube-scheduler" "$KUBE_SCHEDULER_BIN"
+  mv -f "$tmp/kubelet" "$KUBELET_BIN"
+  rm -rf "$tmp"
+}
+
+build_actionlint() {
+  local gobin
+  gobin=$(mktemp -d)
+  (cd "$gobin" && run_build "actionlint $ACTIONLINT_VERSION" "$gobin/actionlint" \
+    "${GO_ENV[@]}" GOBIN="$gobin" go install -v -p 2 -trimpath -ldflags "-s -w" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION")
+  mv -f "$gobin/actionlint" "$ACTIONLINT_BIN"
+  rm -rf "$gobin"
 }
 
 build_etcd() {
@@ -135,19 +192,43 @@ build_helm() {
   rm -rf "$gobin"
 }
 
+build_promtool() {
+  # Like helm: no replace directives, so `go install pkg@version` is pinned by
+  # Prometheus' own go.mod/go.sum. `remove_all_sd` leaves out the service
+  # discovery plugins (AWS, Azure, GCE, Kubernetes, ...), which rule checks
+  # never use and which are most of the build.
+  local gobin ld pkg=github.com/prometheus/common/version
+  gobin=$(mktemp -d)
+  ld="-s -w -X $pkg.Version=$PROMETHEUS_VERSION -X $pkg.Branch=HEAD"
+  ld+=" -X $pkg.BuildUser=scaleset-watch -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION"
+  (cd "$gobin" && run_build "promtool $PROMETHEUS_VERSION" "$gobin/promtool" \
+    "${GO_ENV[@]}" GOBIN="$gobin" go install -v -p 2 -trimpath -tags remove_all_sd \
+    -ldflags "$ld" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
+  mv -f "$gobin/promtool" "$PROMTOOL_BIN"
+  rm -rf "$gobin"
+}
+
 link_path_dir() {
   mkdir -p "$PATH_DIR"
   ln -sfn "$KUBE_APISERVER_BIN" "$PATH_DIR/kube-apiserver"
   ln -sfn "$ETCD_BIN" "$PATH_DIR/etcd"
   ln -sfn "$HELM_BIN" "$PATH_DIR/helm"
+  if [[ -x $PROMTOOL_BIN ]]; then ln -sfn "$PROMTOOL_BIN" "$PATH_DIR/promtool"; fi
+  ln -sfn "$KUBELET_BIN" "$PATH_DIR/kubelet"
+  ln -sfn "$KCM_BIN" "$PATH_DIR/kube-controller-manager"
+  ln -sfn "$KUBE_SCHEDULER_BIN" "$PATH_DIR/kube-scheduler"
 }
 
 all_built() {
   [[ -x $KUBE_APISERVER_BIN && -x $ETCD_BIN && -x $HELM_BIN \
-    && -x $PATH_DIR/helm && -x $PATH_DIR/etcd && -x $PATH_DIR/kube-apiserver ]]
+    && -x $KUBELET_BIN && -x $KCM_BIN && -x $KUBE_SCHEDULER_BIN && -x $ACTIONLINT_BIN \
+    && -x $PATH_DIR/helm && -x $PATH_DIR/etcd && -x $PATH_DIR/kube-apiserver \
+    && -x $PATH_DIR/kubelet && -x $PATH_DIR/kube-controller-manager \
+    && -x $PATH_DIR/kube-scheduler && -s $PAUSE_TAR ]]
 }
 
 cmd_build() {
+  node_packages
   all_built && return 0
   command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || die "go not found"
   command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
@@ -161,7 +242,25 @@ cmd_build() {
   [[ -x $ETCD_BIN ]] || build_etcd
   [[ -x $HELM_BIN ]] || build_helm
   [[ -x $KUBE_APISERVER_BIN ]] || build_kube_apiserver
+  [[ -x $KUBELET_BIN && -x $KCM_BIN && -x $KUBE_SCHEDULER_BIN ]] || build_node
+  [[ -x $ACTIONLINT_BIN ]] || build_actionlint
+  build_pause_image
   link_path_dir
+  exec 9>&-
+}
+
+cmd_promtool() {
+  [[ -x $PROMTOOL_BIN && -x $PATH_DIR/promtool ]] && return 0
+  command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || die "go not found"
+  command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+  mkdir -p "$BIN_DIR" "$PATH_DIR"
+  exec 9>"$CACHE_DIR/build.lock"
+  if ! flock -n 9; then
+    log "waiting for another build to finish..."
+    flock 9
+  fi
+  [[ -x $PROMTOOL_BIN ]] || build_promtool
+  ln -sfn "$PROMTOOL_BIN" "$PATH_DIR/promtool"
   exec 9>&-
 }
 
@@ -171,6 +270,11 @@ cmd_env() {
 export KUBE_APISERVER_BIN='$KUBE_APISERVER_BIN'
 export ETCD_BIN='$ETCD_BIN'
 export HELM_BIN='$HELM_BIN'
+export PROMTOOL_BIN='$PROMTOOL_BIN'
+export KUBELET_BIN='$KUBELET_BIN'
+export KUBE_CONTROLLER_MANAGER_BIN='$KCM_BIN'
+export KUBE_SCHEDULER_BIN='$KUBE_SCHEDULER_BIN'
+export ACTIONLINT_BIN='$ACTIONLINT_BIN'
 export KUBEBUILDER_ASSETS='$PATH_DIR'
 export PATH='$PATH_DIR':"\$PATH"
 EOF
@@ -256,6 +360,8 @@ cmd_down() {
   local dir=${1:-}
   [[ -n $dir ]] || usage
   [[ -d $dir ]] || return 0
+  CP_DIR="$(cd "$dir" && pwd)"
+  node_down || true
   stop_pidfile "$dir/kube-apiserver.pid" kube-apiserver || true
   stop_pidfile "$dir/etcd.pid" etcd || true
   return 0
@@ -264,7 +370,9 @@ cmd_down() {
 cmd_status() {
   local dir=${1:-}
   [[ -n $dir ]] || usage
-  pid_alive "$dir/etcd.pid" etcd && pid_alive "$dir/kube-apiserver.pid" kube-apiserver
+  pid_alive "$dir/etcd.pid" etcd && pid_alive "$dir/kube-apiserver.pid" kube-apiserver || return 1
+  [[ -d $dir/node ]] || return 0
+  pid_alive "$dir/node/containerd.pid" containerd && pid_alive "$dir/node/kubelet.pid" kubelet
 }
 
 # curl against the apiserver as admin; $1=method $2=path [$3=json body]
@@ -310,10 +418,18 @@ start_once() {
   local issuer="$APISERVER_URL"
   # shellcheck disable=SC2206
   local extra=(${SSW_APISERVER_EXTRA_ARGS:-})
+  if [[ -n ${NODE_IP:-} ]]; then
+    # Pods verify the API server at NODE_IP (its certificate names the
+    # advertise address), get ServiceAccount token volumes (admission plugin
+    # ServiceAccount), and kubectl logs/exec go to the node's InternalIP.
+    extra+=(--advertise-address="$NODE_IP" --kubelet-preferred-address-types=InternalIP)
+  else
+    # No kube-controller-manager makes default ServiceAccounts.
+    extra+=(--advertise-address=127.0.0.1 --disable-admission-plugins=ServiceAccount)
+  fi
   start_detached "$CP_DIR/kube-apiserver.pid" "$CP_DIR/kube-apiserver.log" "$KUBE_APISERVER_BIN" \
     --etcd-servers="$etcd_url" \
     --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
     --secure-port="$api_port" \
     --cert-dir="$CP_DIR/certs" \
     --authorization-mode=RBAC \
@@ -324,7 +440,6 @@ start_once() {
     --service-account-key-file="$CP_DIR/sa.key" \
     --service-account-signing-key-file="$CP_DIR/sa.key" \
     --api-audiences="$issuer" \
-    --disable-admission-plugins=ServiceAccount \
     --service-cluster-ip-range=10.0.0.0/24 \
     --allow-privileged=true \
     --endpoint-reconciler-type=none \
@@ -351,7 +466,7 @@ start_once() {
 }
 
 cmd_up() {
-  local dir=${1:-}
+  local dir=${1:-} node=${2:-}
   [[ -n $dir ]] || usage
   TIMEOUT=${SSW_CP_TIMEOUT:-120}
   for t in curl openssl setsid ss; do
@@ -365,6 +480,11 @@ cmd_up() {
   fi
   # On any failure below, leave nothing running.
   trap 'rc=$?; if ((rc != 0)); then cmd_down "$CP_DIR"; fi' EXIT
+  NODE_IP=""
+  if [[ $node == node ]]; then
+    node_down # leftovers of an earlier run in the same DIR
+    node_net_up
+  fi
 
   ADMIN_TOKEN=$(openssl rand -hex 32)
   (umask 077
@@ -442,6 +562,10 @@ export SSW_ADMIN_TOKEN='$ADMIN_TOKEN'
 export SSW_CP_DIR='$CP_DIR'
 EOF
     cmd_env >>"$CP_DIR/env")
+  if [[ $node == node ]]; then
+    node_up
+    echo "export SSW_NODE_IP='$NODE_IP'" >>"$CP_DIR/env"
+  fi
   trap - EXIT
   log "up: $APISERVER_URL (etcd pid $(<"$CP_DIR/etcd.pid"), kube-apiserver pid $(<"$CP_DIR/kube-apiserver.pid")); . $CP_DIR/env"
 }
@@ -451,13 +575,23 @@ main() {
   [[ $# -gt 0 ]] && shift
   case $cmd in
     build) cmd_build ;;
+    promtool) cmd_promtool ;;
     env) cmd_env ;;
-    up) cmd_up "$@" ;;
+    up) cmd_up "${1:-}" ;;
+    up-node) cmd_up "${1:-}" node ;;
+    load-image)
+      [[ $# == 2 ]] || usage
+      CP_DIR="$(cd "$1" && pwd)"
+      node_load_image "$2"
+      ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     -h | --help | help) usage 0 ;;
     *) usage ;;
   esac
 }
+
+# shellcheck source=hack/node.sh
+. "$HACK_DIR/node.sh"
 
 main "$@"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The demo: a local Kubernetes control plane, the ARM simulator with a sample fleet, the
-# controller reconciling examples/*.yaml, and `kubectl get ssw` as the demo breaks and heals an
-# instance. Builds whatever is missing first (the first run compiles kube-apiserver, etcd and
-# helm: about 15 minutes; later runs start in seconds).
+# The demo: a local Kubernetes control plane and node, the ARM simulator with a sample fleet,
+# the controller installed by the Helm chart as a pod (the image built from ./Dockerfile)
+# reconciling examples/*.yaml, and `kubectl get ssw` as the demo breaks and heals an instance.
+# Builds whatever is missing first (the first run compiles kube-apiserver, etcd, helm, the
+# node's binaries and the image's release binary; later runs start in seconds).
 #
 #   hack/demo.sh            run the demo, then tear everything down
 #   DEMO_KEEP=1 hack/demo.sh  leave it all running until Ctrl-C, to explore with kubectl
@@ -16,7 +17,7 @@ say "Building scaleset-watch"
 cargo build --quiet
 bin=$root/target/debug/scaleset-watch
 
-say "Building (or reusing) kube-apiserver, etcd and helm"
+say "Building (or reusing) kube-apiserver, etcd, helm, kubelet, kube-controller-manager, kube-scheduler"
 hack/control-plane.sh build
 eval "$(hack/control-plane.sh env)"
 
@@ -24,43 +25,67 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ssw-demo.XXXXXX")
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
   hack/control-plane.sh down "$work/cp" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Exit (running the EXIT trap once) rather than clean up and carry on with the demo.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Even a SIGKILLed demo leaves nothing running: this watchdog waits for EOF on a pipe whose
+# only write end this shell holds (the long-running children get it closed), and cleans up
+# unless the EXIT trap already did. The processes it stops are still running orphans, so their
+# pids cannot have been reused.
+exec {lifeline}> >(
+  trap '' INT TERM HUP
+  cat >/dev/null
+  [ -d "$work" ] || exit 0
+  if [ -f "$work/pids" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null; done <"$work/pids"
+  fi
+  hack/control-plane.sh down "$work/cp" >/dev/null 2>&1
+  rm -rf "$work"
+)
 
-say "Starting etcd and kube-apiserver"
-hack/control-plane.sh up "$work/cp"
+say "Building the image from Dockerfile (buildah; the first time compiles the release binary)"
+tag="demo-$(date +%s)"
+hack/image.sh build "$tag" "$work/image.tar" {lifeline}>&-
+
+say "Starting etcd, kube-apiserver and a node (containerd, kubelet, controller-manager, scheduler)"
+hack/control-plane.sh up-node "$work/cp" {lifeline}>&-
 # shellcheck disable=SC1091
 . "$work/cp/env"
+hack/control-plane.sh load-image "$work/cp" "$work/image.tar"
+kubectl get nodes -o wide
 
-say "Starting the ARM simulator with examples/simulator/fleet.yaml"
-"$bin" simulate --scenario examples/simulator/fleet.yaml --listen 127.0.0.1:0 \
-  --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 &
+say "Starting the ARM simulator with examples/simulator/fleet.yaml (on the node's address, for the pod)"
+"$bin" simulate --scenario examples/simulator/fleet.yaml --listen "$SSW_NODE_IP:0" \
+  --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 {lifeline}>&- &
 pids+=($!)
+echo $! >>"$work/pids"
 for _ in $(seq 100); do [ -s "$work/sim-url" ] && break; sleep 0.1; done
 sim=$(cat "$work/sim-url")
 echo "simulator at $sim"
 
-say "Installing the chart (CRD, ServiceAccount, least-privilege RBAC)"
-helm install scaleset-watch charts/scaleset-watch -n scaleset-watch --create-namespace \
-  --set azure.identity.mode=managed --wait=false >/dev/null
-kubectl get crd scalesetwatches.scalesetwatch.io
-
-say "Running the controller as the chart's ServiceAccount (a TokenRequest token; no kubelet here)"
-token=$(kubectl create token scaleset-watch -n scaleset-watch --duration 1h)
-cp "$work/cp/kubeconfig" "$work/controller.kubeconfig"
-KUBECONFIG=$work/controller.kubeconfig kubectl config set-credentials sa --token="$token" >/dev/null
-KUBECONFIG=$work/controller.kubeconfig kubectl config set-context --current --user=sa >/dev/null
-KUBECONFIG=$work/controller.kubeconfig \
-  SSW_ARM_ENDPOINT=$sim AZURE_AUTHORITY_HOST=$sim SSW_CA_FILE=$work/sim-ca.pem \
-  AZURE_TENANT_ID=0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b \
-  AZURE_CLIENT_ID=8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e \
-  AZURE_CLIENT_SECRET=demo-secret \
-  SSW_HTTP_ADDR=127.0.0.1:0 \
-  "$bin" run >"$work/controller.log" 2>&1 &
-pids+=($!)
+say "Installing the chart: the controller runs as a pod, with the simulator's service principal"
+kubectl create namespace scaleset-watch >/dev/null
+kubectl label namespace scaleset-watch pod-security.kubernetes.io/enforce=restricted >/dev/null
+kubectl create configmap sim-ca -n scaleset-watch --from-file=ca.crt="$work/sim-ca.pem" >/dev/null
+kubectl create secret generic azure-sp -n scaleset-watch \
+  --from-literal=tenantId=0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b \
+  --from-literal=clientId=8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e \
+  --from-literal=clientSecret=demo-secret >/dev/null
+# No kube-proxy here: the pod reaches the API server at the node's address.
+helm install scaleset-watch charts/scaleset-watch -n scaleset-watch \
+  --set image.repository=localhost/scaleset-watch --set image.tag="$tag" \
+  --set azure.identity.mode=clientSecret --set azure.identity.existingSecret=azure-sp \
+  --set azure.armEndpoint="$sim" --set azure.authorityHost="$sim" \
+  --set azure.caBundle.configMap=sim-ca \
+  --set extraEnv[0].name=KUBERNETES_SERVICE_HOST --set extraEnv[0].value="$SSW_NODE_IP" \
+  --set extraEnv[1].name=KUBERNETES_SERVICE_PORT --set-string extraEnv[1].value="${SSW_APISERVER_URL##*:}" \
+  --wait --timeout 120s >/dev/null
+kubectl get pods -n scaleset-watch -o wide
 
 say "kubectl apply -f examples/"
 kubectl apply -f examples/ 2>&1 | grep -v '^Warning' || true
@@ -111,8 +136,8 @@ curl -sf --cacert "$work/sim-ca.pem" "$sim/_sim/requests" |
 
 if [ "${DEMO_KEEP:-}" = 1 ]; then
   say "Still running. In another shell: export KUBECONFIG=$work/cp/kubeconfig; kubectl get ssw -w"
-  echo "Controller log: $work/controller.log   Simulator admin API: $sim/_sim/requests"
+  echo "Controller log: kubectl logs -n scaleset-watch deploy/scaleset-watch   Simulator admin API: $sim/_sim/requests"
   echo "Ctrl-C to stop."
-  wait
+  wait "${pids[@]}"
 fi
 say "Done"

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, the committed CRD and chart copy,
-# unit tests, ARM client tests against the simulator, and end-to-end tests against a real
-# kube-apiserver with real kubectl and helm (built from source and cached on first use).
+# unit tests, ARM client tests against the simulator, end-to-end tests against a real
+# kube-apiserver with real kubectl and helm (built from source and cached on first use), and
+# the chart's pods on a real node (kubelet + containerd) with the image built from Dockerfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Control plane binaries (built once, then cached)"
+step "Control plane and node binaries, node packages, promtool (built once, then cached)"
 hack/control-plane.sh build
+hack/control-plane.sh promtool
+
+step "The image's static release binary, built in the Docker build context (incremental)"
+hack/image.sh binary
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,64 +1,27 @@
-//! The health model: pure functions from parsed instance views to health counts and reasons.
+//! The health model: pure functions from a poll's snapshot to health counts and reasons.
 //!
-//! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data.
+//! No I/O and no Kubernetes client here, so every rule is unit-tested with plain data. What
+//! ARM's statuses mean (which power state, which failure, in which words) was read into the
+//! snapshot when the page arrived; here the watch's policy judges it.
 
-use crate::arm::model::{InstanceView, ListPages, ParseError, ScaleSetVm, Status};
+pub use crate::arm::snapshot::PowerState;
+use crate::arm::snapshot::{AppHealth, Instance, Part, Provisioning, ScaleSetSnapshot, VmAgent};
 use crate::crd::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
-    UnhealthyInstance,
+    OutdatedModelPolicy, UnhealthyInstance, ZoneHealth,
 };
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A VM's power state, from its `PowerState/<state>` status code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerState {
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Deallocating,
-    Deallocated,
-    Unknown,
-}
-
-impl PowerState {
-    fn from_code(state: &str) -> Self {
-        match state.to_ascii_lowercase().as_str() {
-            "starting" => Self::Starting,
-            "running" => Self::Running,
-            "stopping" => Self::Stopping,
-            "stopped" => Self::Stopped,
-            "deallocating" => Self::Deallocating,
-            "deallocated" => Self::Deallocated,
-            _ => Self::Unknown,
-        }
-    }
-
-    fn is_expected(self, expected: &[ExpectedPowerState]) -> bool {
-        expected.iter().any(|e| {
-            matches!(
-                (e, self),
-                (ExpectedPowerState::Running, Self::Running)
-                    | (ExpectedPowerState::Stopped, Self::Stopped)
-                    | (ExpectedPowerState::Deallocated, Self::Deallocated)
-            )
-        })
-    }
-}
-
-impl fmt::Display for PowerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::Deallocating => "deallocating",
-            Self::Deallocated => "deallocated",
-            Self::Unknown => "unknown",
-        })
-    }
+fn is_expected(state: PowerState, expected: &[ExpectedPowerState]) -> bool {
+    expected.iter().any(|e| {
+        matches!(
+            (e, state),
+            (ExpectedPowerState::Running, PowerState::Running)
+                | (ExpectedPowerState::Stopped, PowerState::Stopped)
+                | (ExpectedPowerState::Deallocated, PowerState::Deallocated)
+        )
+    })
 }
 
 /// One reason an instance is unhealthy.
@@ -91,6 +54,15 @@ pub enum Problem {
     ApplicationUnhealthy {
         detail: String,
     },
+    /// Application Health still unknown or initializing after the grace period, or at an age
+    /// that is not known.
+    ApplicationHealthPending {
+        state: &'static str,
+        grace: String,
+        age_known: bool,
+    },
+    /// Not on the scale set's latest model, with `outdatedModel: Unhealthy`.
+    OutdatedModel,
 }
 
 impl fmt::Display for Problem {
@@ -131,6 +103,23 @@ impl fmt::Display for Problem {
             Self::ApplicationUnhealthy { detail } => {
                 write!(f, "application health unhealthy: {detail}")
             }
+            Self::ApplicationHealthPending {
+                state,
+                grace,
+                age_known: true,
+            } => write!(
+                f,
+                "application health {state} for longer than the {grace} grace period after creation"
+            ),
+            Self::ApplicationHealthPending {
+                state,
+                age_known: false,
+                ..
+            } => write!(
+                f,
+                "application health {state}, and the instance's creation time is unknown (no model view), so no grace period applies"
+            ),
+            Self::OutdatedModel => f.write_str("not on the scale set's latest model"),
         }
     }
 }
@@ -142,6 +131,11 @@ pub struct InstanceHealth<'a> {
     pub power_state: PowerState,
     pub fault_domain: Option<i32>,
     pub update_domain: Option<i32>,
+    pub zone: Option<&'a str>,
+    pub app_health: &'a AppHealth,
+    /// `Some(true)` when the instance is not on the latest model and the policy does not
+    /// ignore that; `None` when the model view does not say.
+    pub outdated_model: Option<bool>,
     pub problems: Vec<Problem>,
 }
 
@@ -161,38 +155,61 @@ pub struct FleetHealth {
     pub policy_met: bool,
     pub fault_domains: Vec<DomainHealth>,
     pub update_domains: Vec<DomainHealth>,
+    pub zones: Vec<ZoneHealth>,
+    /// The first [`MAX_LISTED_UNHEALTHY`] instances not on the latest model, in instance-ID
+    /// order (unless the policy ignores that).
+    pub outdated: Vec<String>,
     /// The first [`MAX_LISTED_UNHEALTHY`] unhealthy instances in instance-ID order.
     pub unhealthy: Vec<UnhealthyInstance>,
     pub unhealthy_omitted: u32,
 }
 
-/// Judges one instance against the policy.
-pub fn assess_instance<'a>(vm: &'a ScaleSetVm, policy: &HealthPolicy) -> InstanceHealth<'a> {
-    let instance_id = vm.display_id();
-    let Some(view) = vm.properties.instance_view.as_ref() else {
+static NOT_REPORTED: AppHealth = AppHealth::NotReported;
+
+/// Judges one instance against the policy, at `now` (which only the Application Health grace
+/// period reads).
+pub fn assess_instance<'a>(
+    instance: &'a Instance,
+    policy: &HealthPolicy,
+    now: jiff::Timestamp,
+) -> InstanceHealth<'a> {
+    let instance_id = &*instance.id;
+    let model = instance.model.as_ref();
+    let zone = model.and_then(|m| m.zone.as_deref());
+    let outdated_model = match policy.outdated_model {
+        OutdatedModelPolicy::Ignore => None,
+        _ => model
+            .and_then(|m| m.latest_model_applied)
+            .map(|latest| !latest),
+    };
+    let Some(view) = &instance.view else {
         return InstanceHealth {
             instance_id,
             power_state: PowerState::Unknown,
             fault_domain: None,
             update_domain: None,
+            zone,
+            app_health: &NOT_REPORTED,
+            outdated_model,
             problems: vec![Problem::NoInstanceView {
-                flexible: vm.properties.virtual_machine_resource_id.is_some(),
+                flexible: instance.flexible_reference,
             }],
         };
     };
 
     let mut problems = Vec::new();
-    if let Some(p) = provisioning_problem(vm, view) {
-        problems.push(p);
+    match &view.provisioning {
+        Provisioning::Succeeded => {}
+        Provisioning::InProgress(state) => problems.push(Problem::ProvisioningInProgress {
+            state: (*state).to_owned(),
+        }),
+        Provisioning::Failed(detail) => problems.push(Problem::ProvisioningFailed {
+            detail: detail.to_string(),
+        }),
     }
 
-    let power_state = view
-        .statuses
-        .iter()
-        .find_map(|s| code_suffix(s.code(), "PowerState/"))
-        .map(PowerState::from_code)
-        .unwrap_or(PowerState::Unknown);
-    if !power_state.is_expected(&policy.expected_power_states) {
+    let power_state = view.power_state;
+    if !is_expected(power_state, &policy.expected_power_states) {
         problems.push(Problem::UnexpectedPowerState {
             state: power_state,
             expected: policy.expected_power_states.clone(),
@@ -202,109 +219,161 @@ pub fn assess_instance<'a>(vm: &'a ScaleSetVm, policy: &HealthPolicy) -> Instanc
     // The agent and the application only report from a running VM; a stopped one that the
     // policy accepts is not faulted twice for their silence.
     if power_state == PowerState::Running {
-        if policy.require_vm_agent
-            && let Some(detail) = vm_agent_problem(view)
-        {
-            problems.push(Problem::VmAgentNotReady { detail });
+        if policy.require_vm_agent {
+            match &view.vm_agent {
+                VmAgent::Ready => {}
+                VmAgent::Silent => problems.push(Problem::VmAgentNotReady {
+                    detail: "the VM agent reports no status".into(),
+                }),
+                VmAgent::NotReady(detail) => problems.push(Problem::VmAgentNotReady {
+                    detail: detail.to_string(),
+                }),
+            }
         }
-        if let Some(status) = view.vm_health.as_ref().and_then(|h| h.status.as_ref())
-            && code_suffix(status.code(), "HealthState/")
-                .is_some_and(|s| s.eq_ignore_ascii_case("unhealthy"))
-        {
-            problems.push(Problem::ApplicationUnhealthy {
-                detail: describe(status, "the Application Health extension reports unhealthy"),
-            });
-        }
-    }
-
-    for ext in &view.extensions {
-        if let Some(status) = ext.statuses.iter().find(|s| is_failure(s)) {
-            problems.push(Problem::ExtensionFailed {
-                name: ext
-                    .name
-                    .as_deref()
-                    .or(ext.kind.as_deref())
-                    .unwrap_or("(unnamed)")
-                    .to_owned(),
-                detail: describe(status, "failed"),
-            });
-        }
-    }
-    if let Some(agent) = &view.vm_agent {
-        for handler in &agent.extension_handlers {
-            if let Some(status) = handler.status.as_ref().filter(|s| is_failure(s)) {
-                let name = handler.kind.as_deref().unwrap_or("(unnamed)").to_owned();
-                // A failed extension is reported by its own name, not again through its handler.
-                let already = view.extensions.iter().any(|e| {
-                    e.kind.as_deref() == Some(name.as_str()) && e.statuses.iter().any(is_failure)
+        let pending = match &view.app_health {
+            AppHealth::NotReported | AppHealth::Healthy => None,
+            AppHealth::Unhealthy(detail) => {
+                problems.push(Problem::ApplicationUnhealthy {
+                    detail: detail.to_string(),
                 });
-                if !already {
-                    problems.push(Problem::ExtensionFailed {
-                        name,
-                        detail: describe(status, "handler failed"),
-                    });
-                }
+                None
+            }
+            AppHealth::Unknown => Some("unknown"),
+            AppHealth::Initializing => Some("initializing"),
+        };
+        if let Some(state) = pending {
+            let created = model.and_then(|m| m.time_created);
+            if !within_grace(created, policy, now) {
+                problems.push(Problem::ApplicationHealthPending {
+                    state,
+                    grace: policy.app_health_grace_period.clone(),
+                    age_known: created.is_some(),
+                });
             }
         }
     }
-    for disk in &view.disks {
-        if let Some(status) = disk.statuses.iter().find(|s| is_failure(s)) {
-            problems.push(Problem::DiskFailed {
-                name: disk.name.as_deref().unwrap_or("(unnamed)").to_owned(),
-                detail: describe(status, "failed"),
-            });
-        }
+
+    for failure in &view.failures {
+        let (name, detail) = (failure.name.to_string(), failure.detail.to_string());
+        problems.push(match failure.part {
+            Part::Extension => Problem::ExtensionFailed { name, detail },
+            Part::Disk => Problem::DiskFailed { name, detail },
+        });
+    }
+
+    if outdated_model == Some(true) && policy.outdated_model == OutdatedModelPolicy::Unhealthy {
+        problems.push(Problem::OutdatedModel);
     }
 
     InstanceHealth {
         instance_id,
         power_state,
-        fault_domain: view.platform_fault_domain,
-        update_domain: view.update_domain(),
+        fault_domain: view.fault_domain,
+        update_domain: view.update_domain,
+        zone,
+        app_health: &view.app_health,
+        outdated_model,
         problems,
     }
 }
 
-/// Judges the whole scale set.
-pub fn assess(vms: &[ScaleSetVm], policy: &HealthPolicy) -> FleetHealth {
-    let mut fleet = FleetAssessment::new(policy);
-    for vm in vms {
-        fleet.add(vm);
+/// Whether an instance created at `created` is still within the Application Health grace
+/// period. An unknown creation time gets no grace: without it, an instance stuck in "unknown"
+/// (an application that never answers its probe) would count as healthy for ever.
+fn within_grace(
+    created: Option<jiff::Timestamp>,
+    policy: &HealthPolicy,
+    now: jiff::Timestamp,
+) -> bool {
+    let Some(created) = created else {
+        return false;
+    };
+    let grace = policy.app_health_grace_period();
+    // A creation time in the future (clock skew) is as young as can be.
+    let age = now.duration_since(created);
+    age < jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+/// Judges the whole scale set: what every watch of it does with the one snapshot of a poll.
+pub fn assess(snapshot: &ScaleSetSnapshot, policy: &HealthPolicy) -> FleetHealth {
+    assess_at(snapshot, policy, jiff::Timestamp::now())
+}
+
+/// [`assess`] at a given time.
+pub fn assess_at(
+    snapshot: &ScaleSetSnapshot,
+    policy: &HealthPolicy,
+    now: jiff::Timestamp,
+) -> FleetHealth {
+    let mut fleet = FleetAssessment::new(policy, now);
+    for instance in snapshot.instances() {
+        fleet.add(instance);
     }
     fleet.finish()
 }
 
-/// Judges every instance of a list call's pages, parsing and judging one at a time.
-pub fn assess_pages(pages: &ListPages, policy: &HealthPolicy) -> Result<FleetHealth, ParseError> {
-    let mut fleet = FleetAssessment::new(policy);
-    pages.for_each_vm(|vm| fleet.add(&vm))?;
-    Ok(fleet.finish())
-}
-
-/// Judges a scale set one instance at a time, so that instances can be judged as they are
-/// parsed and dropped, never all held at once.
-pub struct FleetAssessment<'p> {
+/// The counts of a scale set, added up one instance at a time.
+struct FleetAssessment<'p> {
     policy: &'p HealthPolicy,
+    now: jiff::Timestamp,
     counts: InstanceCounts,
     fault: BTreeMap<i32, DomainHealth>,
     update: BTreeMap<i32, DomainHealth>,
+    zones: BTreeMap<Box<str>, ZoneHealth>,
+    outdated: Vec<String>,
     unhealthy: Vec<UnhealthyInstance>,
 }
 
 impl<'p> FleetAssessment<'p> {
-    pub fn new(policy: &'p HealthPolicy) -> Self {
+    fn new(policy: &'p HealthPolicy, now: jiff::Timestamp) -> Self {
         Self {
             policy,
+            now,
             counts: InstanceCounts::default(),
             fault: BTreeMap::new(),
             update: BTreeMap::new(),
+            zones: BTreeMap::new(),
+            outdated: Vec::new(),
             unhealthy: Vec::new(),
         }
     }
 
-    pub fn add(&mut self, vm: &ScaleSetVm) {
-        let health = assess_instance(vm, self.policy);
+    fn add(&mut self, instance: &Instance) {
+        let health = assess_instance(instance, self.policy, self.now);
         let counts = &mut self.counts;
+        let app = &mut counts.application_health;
+        match health.app_health {
+            AppHealth::NotReported => app.not_reported += 1,
+            AppHealth::Healthy => app.healthy += 1,
+            AppHealth::Unhealthy(_) => app.unhealthy += 1,
+            AppHealth::Unknown => app.unknown += 1,
+            AppHealth::Initializing => app.initializing += 1,
+        }
+        // Protection policies belong to scale set VMs, whose model view carries
+        // latestModelApplied; a Flexible set's VMs have neither, and 0 would be a claim.
+        if let Some(model) = instance
+            .model
+            .as_ref()
+            .filter(|m| m.latest_model_applied.is_some())
+        {
+            let add = |count: &mut Option<u32>, yes: bool| {
+                *count = Some(count.unwrap_or(0) + u32::from(yes));
+            };
+            add(
+                &mut counts.protected_from_scale_in,
+                model.protect_from_scale_in,
+            );
+            add(
+                &mut counts.protected_from_scale_set_actions,
+                model.protect_from_scale_set_actions,
+            );
+        }
+        if let Some(outdated) = health.outdated_model {
+            counts.outdated_model = Some(counts.outdated_model.unwrap_or(0) + u32::from(outdated));
+            if outdated {
+                self.outdated.push(health.instance_id.to_owned());
+            }
+        }
         counts.total += 1;
         match health.power_state {
             PowerState::Running => counts.running += 1,
@@ -337,6 +406,16 @@ impl<'p> FleetAssessment<'p> {
                 }
             }
         }
+        if let Some(zone) = health.zone {
+            let entry = self.zones.entry(zone.into()).or_insert_with(|| ZoneHealth {
+                zone: zone.to_owned(),
+                ..ZoneHealth::default()
+            });
+            entry.total += 1;
+            if !healthy {
+                entry.unhealthy += 1;
+            }
+        }
         if !healthy {
             self.unhealthy.push(UnhealthyInstance {
                 instance_id: health.instance_id.to_owned(),
@@ -345,14 +424,19 @@ impl<'p> FleetAssessment<'p> {
         }
     }
 
-    pub fn finish(self) -> FleetHealth {
+    fn finish(self) -> FleetHealth {
         let Self {
             policy,
             counts,
             fault,
             update,
+            zones,
+            mut outdated,
             mut unhealthy,
+            ..
         } = self;
+        outdated.sort_by(|a, b| instance_order(a, b));
+        outdated.truncate(MAX_LISTED_UNHEALTHY);
         unhealthy.sort_by(|a, b| instance_order(&a.instance_id, &b.instance_id));
         let omitted = unhealthy.len().saturating_sub(MAX_LISTED_UNHEALTHY);
         unhealthy.truncate(MAX_LISTED_UNHEALTHY);
@@ -372,6 +456,8 @@ impl<'p> FleetAssessment<'p> {
             policy_met,
             fault_domains: fault.into_values().collect(),
             update_domains: update.into_values().collect(),
+            zones: zones.into_values().collect(),
+            outdated,
             unhealthy,
             unhealthy_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
         }
@@ -387,6 +473,8 @@ fn count_causes(counts: &mut InstanceCounts, problems: &[Problem]) {
     counts.extensions_failed += has(|p| matches!(p, Problem::ExtensionFailed { .. }));
     counts.disks_failed += has(|p| matches!(p, Problem::DiskFailed { .. }));
     counts.application_unhealthy += has(|p| matches!(p, Problem::ApplicationUnhealthy { .. }));
+    counts.application_health_pending +=
+        has(|p| matches!(p, Problem::ApplicationHealthPending { .. }));
 }
 
 /// Numeric instance IDs sort as numbers (2 before 10); others after them, as text.
@@ -399,98 +487,11 @@ fn instance_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// The instance view's `ProvisioningState/...` status is more detailed than
-/// `properties.provisioningState`, so it wins when present.
-fn provisioning_problem(vm: &ScaleSetVm, view: &InstanceView) -> Option<Problem> {
-    let from_view = view
-        .statuses
-        .iter()
-        .find(|s| code_suffix(s.code(), "ProvisioningState/").is_some());
-    let (state, status) = match from_view {
-        Some(s) => {
-            let rest = code_suffix(s.code(), "ProvisioningState/").unwrap_or("");
-            (rest.split('/').next().unwrap_or("").to_owned(), Some(s))
-        }
-        None => (
-            vm.properties.provisioning_state.as_deref()?.to_owned(),
-            None,
-        ),
-    };
-    match state.to_ascii_lowercase().as_str() {
-        "succeeded" => None,
-        "failed" => Some(Problem::ProvisioningFailed {
-            detail: status.map_or_else(
-                || "ProvisioningState is Failed".into(),
-                |s| describe(s, "failed"),
-            ),
-        }),
-        "creating" | "updating" | "deleting" | "migrating" => {
-            Some(Problem::ProvisioningInProgress {
-                state: state.to_ascii_lowercase(),
-            })
-        }
-        // An unknown state is not evidence of a fault.
-        _ => None,
-    }
-}
-
-fn vm_agent_problem(view: &InstanceView) -> Option<String> {
-    let Some(agent) = &view.vm_agent else {
-        return Some("the VM agent reports no status".into());
-    };
-    let ready = agent.statuses.iter().any(|s| {
-        code_suffix(s.code(), "ProvisioningState/")
-            .is_some_and(|r| r.eq_ignore_ascii_case("succeeded"))
-    });
-    if ready {
-        return None;
-    }
-    Some(match agent.statuses.first() {
-        Some(s) => describe(s, "not ready"),
-        None => "the VM agent reports no status".into(),
-    })
-}
-
-/// A status reports a failure when its level is Error or its code is `ProvisioningState/failed...`.
-fn is_failure(status: &Status) -> bool {
-    status.is_error_level()
-        || code_suffix(status.code(), "ProvisioningState/").is_some_and(|r| {
-            r.split('/')
-                .next()
-                .is_some_and(|s| s.eq_ignore_ascii_case("failed"))
-        })
-}
-
-/// The part of `code` after `prefix`, compared case-insensitively.
-fn code_suffix<'a>(code: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = code.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &code[prefix.len()..])
-}
-
-/// The most telling words of a status: its message, else its display status, else its code.
-fn describe(status: &Status, fallback: &str) -> String {
-    let message = status
-        .message
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    let display = status
-        .display_status
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    match (display, message) {
-        (_, Some(m)) => m.to_owned(),
-        (Some(d), None) => d.to_owned(),
-        (None, None) => status.code.as_deref().unwrap_or(fallback).to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arm::model::parse_page;
+    use crate::arm::snapshot::View;
     use serde_json::{Value, json};
 
     fn status(code: &str, level: &str, message: &str) -> Value {
@@ -516,17 +517,34 @@ mod tests {
         })
     }
 
-    fn vms(values: Vec<Value>) -> Vec<ScaleSetVm<'static>> {
+    fn vms(values: Vec<Value>) -> ScaleSetSnapshot {
         let body = serde_json::to_vec(&json!({ "value": values })).expect("serializes");
-        // Leaked so the parsed instances may borrow from it for the rest of the test.
-        parse_page(Box::leak(body.into_boxed_slice()))
-            .expect("parses")
-            .value
+        ScaleSetSnapshot::from_pages([body]).expect("parses")
     }
 
     fn one(v: Value, policy: &HealthPolicy) -> InstanceHealth<'static> {
-        let vm: &'static ScaleSetVm<'static> = Box::leak(Box::new(vms(vec![v]).remove(0)));
-        assess_instance(vm, policy)
+        let snapshot: &'static ScaleSetSnapshot = Box::leak(Box::new(vms(vec![v])));
+        assess_instance(&snapshot.instances()[0], policy, now())
+    }
+
+    /// The time every test judges at.
+    fn now() -> jiff::Timestamp {
+        "2026-12-01T12:00:00Z".parse().expect("time")
+    }
+
+    /// `vm(id)` with a model view: created `minutes` before [`now`], latest model, zone 1.
+    fn vm_created(id: &str, minutes: i64) -> Value {
+        let mut v = vm(id);
+        let created = now() - jiff::SignedDuration::from_mins(minutes);
+        v["properties"]["timeCreated"] = json!(created.to_string());
+        v["properties"]["latestModelApplied"] = json!(true);
+        v["zones"] = json!(["1"]);
+        v
+    }
+
+    fn set_app_health(v: &mut Value, state: &str) {
+        v["properties"]["instanceView"]["vmHealth"] =
+            json!({"status": status(&format!("HealthState/{state}"), "Info", "")});
     }
 
     fn set_power(v: &mut Value, state: &str) {
@@ -706,11 +724,15 @@ mod tests {
     }
 
     #[test]
-    fn application_health_unhealthy_counts_but_unknown_does_not() {
-        let mut v = vm("0");
-        v["properties"]["instanceView"]["vmHealth"] =
-            json!({"status": status("HealthState/unknown", "Info", "")});
+    fn application_health_unhealthy_counts_and_unknown_only_after_the_grace_period() {
+        // Before the grace period, "unknown" counted as healthy for ever; now only within it.
+        let mut v = vm_created("0", 9);
+        set_app_health(&mut v, "unknown");
         assert!(one(v.clone(), &HealthPolicy::default()).is_healthy());
+        let mut v = vm_created("0", 11);
+        set_app_health(&mut v, "unknown");
+        assert!(!one(v, &HealthPolicy::default()).is_healthy());
+        let mut v = vm("0");
         v["properties"]["instanceView"]["vmHealth"] = json!({"status": {"code": "HealthState/unhealthy", "level": "Warning", "displayStatus": "The VM is reporting itself as unhealthy."}});
         let h = one(v, &HealthPolicy::default());
         assert_eq!(
@@ -769,6 +791,10 @@ mod tests {
                 power_state_unknown: 1,
                 disks_failed: 1,
                 no_instance_view: 1,
+                application_health: crate::crd::ApplicationHealthCounts {
+                    not_reported: 5,
+                    ..Default::default()
+                },
                 ..Default::default()
             }
         );
@@ -811,7 +837,7 @@ mod tests {
 
     #[test]
     fn empty_fleet_is_healthy_and_full() {
-        let f = assess(&[], &HealthPolicy::default());
+        let f = assess(&ScaleSetSnapshot::default(), &HealthPolicy::default());
         assert_eq!(f.healthy_percent, 100);
         assert!(f.policy_met);
     }
@@ -853,18 +879,18 @@ mod tests {
         });
         let body = serde_json::to_vec(&page).expect("serializes");
         let parsed = parse_page(&body).expect("tolerated");
-        assert_eq!(parsed.value.len(), 1);
-        assert_eq!(parsed.value[0].display_id(), "3");
-        let view = parsed.value[0]
-            .properties
-            .instance_view
-            .as_ref()
-            .expect("view kept");
-        assert_eq!(view.platform_fault_domain, None);
-        assert_eq!(view.update_domain(), None);
-        assert_eq!(view.vm_agent, None);
-        assert_eq!(view.statuses.len(), 1);
-        let h = assess_instance(&parsed.value[0], &HealthPolicy::default());
+        assert_eq!(parsed.instances.len(), 1);
+        assert_eq!(&*parsed.instances[0].id, "3");
+        let view: &View = parsed.instances[0].view.as_ref().expect("view kept");
+        assert_eq!(view.fault_domain, None);
+        assert_eq!(view.update_domain, None);
+        assert_eq!(view.vm_agent, VmAgent::Silent);
+        assert_eq!(
+            view.power_state,
+            PowerState::Running,
+            "the one status object is read"
+        );
+        let h = assess_instance(&parsed.instances[0], &HealthPolicy::default(), now());
         assert_eq!(h.power_state, PowerState::Running);
     }
 
@@ -887,16 +913,169 @@ mod tests {
             r#"[]"#,
         ] {
             assert!(parse_page(body.as_bytes()).is_err(), "{body} parsed");
-            let mut seen = 0;
-            let streamed = crate::arm::model::for_each_vm(body.as_bytes(), |_| seen += 1);
-            assert!(streamed.is_err(), "{body} streamed");
         }
         assert_eq!(
             parse_page(br#"{"value": []}"#)
                 .expect("empty list")
-                .value
+                .instances
                 .len(),
             0
         );
+    }
+
+    #[test]
+    fn four_application_health_states_are_counted_apart_and_add_up_to_total() {
+        let mut fleet = Vec::new();
+        for (i, state) in ["healthy", "unhealthy", "unknown", "initializing"]
+            .iter()
+            .enumerate()
+        {
+            let mut v = vm_created(&i.to_string(), 1);
+            set_app_health(&mut v, state);
+            fleet.push(v);
+        }
+        let mut odd = vm_created("4", 1);
+        set_app_health(&mut odd, "Degraded");
+        fleet.push(odd);
+        fleet.push(vm_created("5", 1));
+        fleet.push(json!({"instanceId": "6"}));
+        let f = assess_at(&vms(fleet), &HealthPolicy::default(), now());
+        let a = &f.counts.application_health;
+        assert_eq!(
+            (
+                a.healthy,
+                a.unhealthy,
+                a.unknown,
+                a.initializing,
+                a.not_reported
+            ),
+            (1, 1, 2, 1, 2),
+            "an unknown HealthState reads as unknown; no vmHealth and no view are not reported"
+        );
+        assert_eq!(
+            a.healthy + a.unhealthy + a.unknown + a.initializing + a.not_reported,
+            f.counts.total
+        );
+        // Within the grace period only the unhealthy one (and the one without a view) is unhealthy.
+        assert_eq!(f.counts.unhealthy, 2);
+        assert_eq!(f.counts.application_health_pending, 0);
+    }
+
+    #[test]
+    fn unknown_and_initializing_count_as_healthy_only_within_the_grace_period_after_creation() {
+        let policy = HealthPolicy::default();
+        assert_eq!(policy.app_health_grace_period, "10m");
+        for state in ["unknown", "initializing", "INITIALIZING"] {
+            let mut young = vm_created("0", 9);
+            set_app_health(&mut young, state);
+            assert!(one(young, &policy).is_healthy(), "{state} at 9 minutes");
+            let mut old = vm_created("0", 10);
+            set_app_health(&mut old, state);
+            let h = one(old, &policy);
+            assert_eq!(
+                h.problems,
+                vec![Problem::ApplicationHealthPending {
+                    state: if state == "unknown" {
+                        "unknown"
+                    } else {
+                        "initializing"
+                    },
+                    grace: "10m".into(),
+                    age_known: true
+                }],
+                "{state} at 10 minutes"
+            );
+            assert!(h.problems[0].to_string().contains("10m grace period"));
+        }
+        // Without timeCreated (listed with $select, or an old api-version) there is no grace.
+        let mut ageless = vm("0");
+        set_app_health(&mut ageless, "initializing");
+        let h = one(ageless, &policy);
+        assert!(matches!(
+            h.problems[..],
+            [Problem::ApplicationHealthPending {
+                age_known: false,
+                ..
+            }]
+        ));
+        // A longer grace period, and none at all.
+        let mut v = vm_created("0", 30);
+        set_app_health(&mut v, "unknown");
+        let long = HealthPolicy {
+            app_health_grace_period: "1h".into(),
+            ..HealthPolicy::default()
+        };
+        assert!(one(v.clone(), &long).is_healthy());
+        let none = HealthPolicy {
+            app_health_grace_period: "0s".into(),
+            ..HealthPolicy::default()
+        };
+        let mut fresh = vm_created("0", 0);
+        set_app_health(&mut fresh, "initializing");
+        assert!(!one(fresh, &none).is_healthy());
+        // A creation time in the future (clock skew) is young, not an overflow.
+        let mut future = vm_created("0", -60);
+        set_app_health(&mut future, "initializing");
+        assert!(one(future, &policy).is_healthy());
+        let f = assess_at(&vms(vec![v]), &HealthPolicy::default(), now());
+        assert_eq!(f.counts.application_health_pending, 1);
+        assert_eq!(f.counts.application_health.unknown, 1);
+    }
+
+    #[test]
+    fn outdated_model_is_counted_and_listed_and_unhealthy_only_when_the_policy_says_so() {
+        let mut fleet: Vec<Value> = (0..4).map(|i| vm_created(&i.to_string(), 60)).collect();
+        for i in [3, 1] {
+            fleet[i]["properties"]["latestModelApplied"] = json!(false);
+        }
+        fleet[2]["properties"]["protectionPolicy"] =
+            json!({"protectFromScaleIn": true, "protectFromScaleSetActions": false});
+        fleet[3]["properties"]["protectionPolicy"] =
+            json!({"protectFromScaleIn": true, "protectFromScaleSetActions": true});
+        let fleet = vms(fleet);
+        let report = assess_at(&fleet, &HealthPolicy::default(), now());
+        assert_eq!(report.counts.outdated_model, Some(2));
+        assert_eq!(report.outdated, vec!["1", "3"]);
+        assert_eq!(report.counts.unhealthy, 0, "Report is not unhealthy");
+        assert_eq!(report.counts.protected_from_scale_in, Some(2));
+        assert_eq!(report.counts.protected_from_scale_set_actions, Some(1));
+        let strict = HealthPolicy {
+            outdated_model: OutdatedModelPolicy::Unhealthy,
+            ..HealthPolicy::default()
+        };
+        let f = assess_at(&fleet, &strict, now());
+        assert_eq!((f.counts.unhealthy, f.counts.outdated_model), (2, Some(2)));
+        assert_eq!(
+            f.unhealthy[0].reasons,
+            vec!["not on the scale set's latest model"]
+        );
+        let ignore = HealthPolicy {
+            outdated_model: OutdatedModelPolicy::Ignore,
+            ..HealthPolicy::default()
+        };
+        let f = assess_at(&fleet, &ignore, now());
+        assert_eq!(f.counts.outdated_model, None);
+        assert!(f.outdated.is_empty());
+        // Without the model view nothing is known, so nothing is claimed (not 0).
+        let trimmed = assess_at(&vms(vec![vm("0")]), &strict, now());
+        assert_eq!(trimmed.counts.outdated_model, None);
+        assert_eq!(trimmed.counts.protected_from_scale_in, None);
+        assert!(trimmed.zones.is_empty());
+    }
+
+    #[test]
+    fn zones_are_counted_beside_the_domains() {
+        let mut fleet: Vec<Value> = (0..6).map(|i| vm_created(&i.to_string(), 60)).collect();
+        for (i, v) in fleet.iter_mut().enumerate() {
+            v["zones"] = json!([((i % 3) + 1).to_string()]);
+        }
+        fleet[4]["properties"]["instanceView"]["disks"] = json!([{"name": "os", "statuses": [status("ProvisioningState/failed", "Error", "io")]}]);
+        let f = assess_at(&vms(fleet), &HealthPolicy::default(), now());
+        let zones: Vec<(&str, u32, u32)> = f
+            .zones
+            .iter()
+            .map(|z| (z.zone.as_str(), z.total, z.unhealthy))
+            .collect();
+        assert_eq!(zones, vec![("1", 2, 0), ("2", 2, 1), ("3", 2, 0)]);
     }
 }

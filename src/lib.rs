@@ -5,6 +5,7 @@
 //! each scale set on its own schedule (`schedule`, pure) for all the watches that name it;
 //! `reconciler` ties them to Kubernetes; `simulator` stands in for Azure.
 
+pub mod ambient;
 pub mod arm;
 pub mod azure;
 pub mod check;
@@ -18,3 +19,4 @@ pub mod schedule;
 pub mod server;
 pub mod simulator;
 pub mod status;
+pub mod supervisor;

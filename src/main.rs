@@ -1,20 +1,23 @@
 //! Binary wiring: command line, logging, and the long-running controller process.
 
 use clap::{Parser, Subcommand};
+use futures::FutureExt;
+use scaleset_watch::ambient::AmbientPolicy;
 use scaleset_watch::arm::client::{ArmClient, Limits};
 use scaleset_watch::azure::{self, EndpointOverrides};
 use scaleset_watch::crd::Cloud;
-use scaleset_watch::leader::{LeaderElector, LeaseConfig};
+use scaleset_watch::leader::{Fence, LeaderElector, LeaseConfig, LeaseTimings};
 use scaleset_watch::metrics::Metrics;
 use scaleset_watch::poller::Poller;
 use scaleset_watch::reconciler::{self, Context, Scope};
 use scaleset_watch::server::{self, ServerState};
+use scaleset_watch::supervisor::{Leadership, Supervisor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tracing::{error, info};
+use tracing::info;
 
 /// Watches the health of Azure Virtual Machine Scale Sets from Kubernetes.
 #[derive(Parser, Debug)]
@@ -62,6 +65,15 @@ struct RunArgs {
     /// Whether ScaleSetWatches may name a Secret with their own credentials.
     #[arg(long, env = "SSW_ALLOW_SECRET_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
     allow_secret_credentials: bool,
+    /// Namespaces whose ScaleSetWatches without credentials may use the controller's own Azure
+    /// identity: comma-separated, `*` for all, empty for none. Default: the controller's own
+    /// namespace (POD_NAMESPACE) only.
+    #[arg(long, env = "SSW_AMBIENT_NAMESPACES")]
+    ambient_namespaces: Option<String>,
+    /// Subscription IDs the controller's own Azure identity may be used for: comma-separated,
+    /// `*` (the default) for all, empty for none.
+    #[arg(long, env = "SSW_AMBIENT_SUBSCRIPTIONS")]
+    ambient_subscriptions: Option<String>,
     /// Elect a leader through a Lease, so that several replicas are safe.
     #[arg(long, env = "SSW_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -74,7 +86,8 @@ struct RunArgs {
     /// This replica's name in the Lease.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// How long a leader that stopped renewing keeps the Lease; it renews every third of this.
+    /// How long a Lease lasts unrenewed: a standby takes over once it has seen the Lease
+    /// unchanged for this long (timed on its own clock).
     #[arg(long, env = "SSW_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
     /// Fetches of one subscription's scale sets running at once (each scale set is fetched
@@ -86,6 +99,18 @@ struct RunArgs {
     /// as 5m; 0 = only when something changes).
     #[arg(long, env = "SSW_STATUS_HEARTBEAT", default_value = "5m", value_parser = parse_heartbeat)]
     status_heartbeat: Duration,
+    /// A leader that could not renew for this long stops all work; shorter than the lease
+    /// duration (default: two thirds of it, 10 s of 15 s).
+    #[arg(long, env = "SSW_LEASE_RENEW_DEADLINE_SECONDS")]
+    lease_renew_deadline_seconds: Option<u64>,
+    /// Time between attempts to take or renew the Lease; shorter than the renew deadline
+    /// (default: 2 s, at most a third of the renew deadline).
+    #[arg(long, env = "SSW_LEASE_RETRY_PERIOD_SECONDS")]
+    lease_retry_period_seconds: Option<u64>,
+    /// After SIGTERM, how long in-flight reconciles may finish before they are aborted; keep
+    /// it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "SSW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    shutdown_grace_seconds: u64,
     /// Log format: text or json.
     #[arg(long, env = "SSW_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -141,22 +166,36 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log_level)?;
+    let overrides = EndpointOverrides::new(args.arm_endpoint.clone(), args.authority_host.clone())?;
+    let ambient = AmbientPolicy::from_flags(
+        args.ambient_namespaces.as_deref(),
+        args.ambient_subscriptions.as_deref(),
+        &args.lease_namespace,
+    )?;
+    info!(policy = %ambient, "the controller's own Azure identity serves watches in");
+    // Checked even without leader election: a bad value is a mistake either way.
+    let timings = LeaseTimings::new(
+        args.lease_duration_seconds,
+        args.lease_renew_deadline_seconds,
+        args.lease_retry_period_seconds,
+    )?;
+    // Registered before anything else, so that a SIGTERM during start-up is a clean shutdown.
+    let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
     let client = kube::Client::try_default().await?;
     let http = azure::http_client(args.ca_file.as_deref())?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let healthy = Arc::new(AtomicBool::new(true));
 
     let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
     info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     let app = server::router(ServerState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        healthy: healthy.clone(),
     });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let identity = args
         .identity
@@ -166,52 +205,65 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let poller = Poller::new(
         ArmClient::new(http.clone(), Limits::default()).with_observer(metrics.clone()),
         http,
-        EndpointOverrides {
-            arm: args.arm_endpoint.clone(),
-            authority: args.authority_host.clone(),
-        },
+        overrides,
     );
     poller.set_max_concurrent_fetches_per_subscription(
         usize::try_from(args.max_concurrent_fetches_per_subscription).unwrap_or(1),
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        poller,
-        metrics,
-        kube::runtime::events::Reporter {
-            controller: "scaleset-watch".into(),
-            instance: Some(identity.clone()),
-        },
-        args.cloud,
-        args.allow_secret_credentials,
-    ));
+    let fence = if args.leader_elect {
+        Fence::not_leading()
+    } else {
+        Fence::unbounded()
+    };
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            poller,
+            metrics,
+            kube::runtime::events::Reporter {
+                controller: "scaleset-watch".into(),
+                instance: Some(identity.clone()),
+            },
+            args.cloud,
+            args.allow_secret_credentials,
+        )
+        .with_ambient_policy(ambient)
+        .with_fence(fence.clone()),
+    );
     ctx.set_status_heartbeat((!args.status_heartbeat.is_zero()).then_some(args.status_heartbeat));
     let scope = Scope {
         namespace: args.namespace.clone(),
         label_selector: args.label_selector.clone(),
     };
 
-    let elector = args.leader_elect.then(|| {
-        LeaderElector::new(
+    let leadership = if args.leader_elect {
+        let mut elector = LeaderElector::new(
             client.clone(),
             LeaseConfig {
                 namespace: args.lease_namespace.clone(),
                 name: args.lease_name.clone(),
                 identity: identity.clone(),
-                lease_duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
-                renew_interval: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
+                timings,
             },
-        )
-    });
-
-    if let Some(elector) = &elector {
+        );
         // A standby is ready: it is doing its job, which is waiting.
         ready.store(true, Ordering::Relaxed);
         tokio::select! {
-            () = elector.acquire() => {}
-            () = shutdown_signal() => return Ok(()),
+            () = elector.acquire(&fence) => {}
+            () = &mut shutdown => return Ok(()),
+            r = &mut server => {
+                healthy.store(false, Ordering::Relaxed);
+                anyhow::bail!("the HTTP server stopped: {r:?}");
+            }
         }
-    }
+        let releaser = elector.clone();
+        Some(Leadership {
+            holder: tokio::spawn(elector.hold(fence.clone())),
+            release: async move { releaser.release().await }.boxed(),
+        })
+    } else {
+        None
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller = tokio::spawn(reconciler::run(ctx, scope, async move {
@@ -221,54 +273,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ready.store(true, Ordering::Relaxed);
     info!("controller running");
 
-    let lost_lease = async {
-        match &elector {
-            Some(e) => e.hold().await,
-            None => std::future::pending().await,
-        }
-    };
-    let lease_lost = tokio::select! {
-        () = shutdown_signal() => { info!("shutting down"); false }
-        () = lost_lease => { error!("leadership lost; stopping"); true }
-    };
-    ready.store(false, Ordering::Relaxed);
-    let _ = stop_tx.send(true);
-    // In-flight reconciles get a bounded time to finish; polls are idempotent, so abandoning one is safe.
-    if tokio::time::timeout(Duration::from_secs(20), controller)
-        .await
-        .is_err()
-    {
-        info!("abandoned in-flight reconciles");
+    Supervisor {
+        fence,
+        ready,
+        healthy,
+        grace: Duration::from_secs(args.shutdown_grace_seconds),
     }
-    if let Some(elector) = &elector
-        && !lease_lost
-    {
-        elector.release().await;
-    }
-    if lease_lost {
-        anyhow::bail!("lost the leader lease");
-    }
+    .run(controller, stop_tx, leadership, &mut server, shutdown)
+    .await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed at once.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = ctrl_c.await;
-    }
+    })
 }

@@ -28,6 +28,10 @@ pub struct ConditionLabels {
     pub namespace: String,
     pub name: String,
     pub condition: &'static str,
+    /// `true`, `false` or `unknown`: every watch has all three series per condition, the
+    /// current one at 1, as kube-state-metrics does for pod conditions, so that `Unknown` is
+    /// neither 0 nor a gap.
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,8 +58,12 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// The conditions that have series, and the `status` label values of each.
+const CONDITIONS: [&str; 3] = ["Ready", "Healthy", "Degraded"];
+const CONDITION_STATUSES: [&str; 3] = ["true", "false", "unknown"];
+
 /// The `state` label values of `scaleset_watch_instances`, in the order `record_counts` sets them.
-const STATES: [&str; 15] = [
+const STATES: [&str; 23] = [
     "total",
     "healthy",
     "unhealthy",
@@ -71,6 +79,15 @@ const STATES: [&str; 15] = [
     "disks_failed",
     "application_unhealthy",
     "no_instance_view",
+    "application_health_pending",
+    "app_health_healthy",
+    "app_health_unhealthy",
+    "app_health_unknown",
+    "app_health_initializing",
+    // Known only with the model view: no series otherwise, rather than a 0 that is a claim.
+    "outdated_model",
+    "protected_from_scale_in",
+    "protected_from_scale_set_actions",
 ];
 
 pub struct Metrics {
@@ -78,6 +95,7 @@ pub struct Metrics {
     instances: Family<InstanceLabels, Gauge>,
     healthy_percent: Family<WatchLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
+    suspended: Family<WatchLabels, Gauge>,
     arm_requests: Family<CodeLabels, Counter>,
     arm_duration: Histogram,
     arm_throttled: Counter,
@@ -110,8 +128,15 @@ impl Default for Metrics {
         let condition = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "condition",
-            "1 when the condition (Ready, Healthy, Degraded) is True, else 0",
+            "1 for the current status (true, false, unknown) of each condition (Ready, Healthy, \
+             Degraded), 0 for the other two",
             condition.clone(),
+        );
+        let suspended = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "suspended",
+            "1 while the watch is suspended (spec.suspend; Ready is then False), else 0",
+            suspended.clone(),
         );
         let arm_requests = Family::<CodeLabels, Counter>::default();
         registry.register(
@@ -165,6 +190,7 @@ impl Default for Metrics {
             instances,
             healthy_percent,
             condition,
+            suspended,
             arm_requests,
             arm_duration,
             arm_throttled,
@@ -200,17 +226,22 @@ impl Metrics {
                     state,
                 });
             }
-            for condition in ["Ready", "Healthy", "Degraded"] {
-                self.condition.remove(&ConditionLabels {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    condition,
-                });
+            for condition in CONDITIONS {
+                for status in CONDITION_STATUSES {
+                    self.condition.remove(&ConditionLabels {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        condition,
+                        status,
+                    });
+                }
             }
-            self.healthy_percent.remove(&WatchLabels {
+            let watch = WatchLabels {
                 namespace: namespace.clone(),
                 name: name.clone(),
-            });
+            };
+            self.healthy_percent.remove(&watch);
+            self.suspended.remove(&watch);
             false
         });
     }
@@ -247,7 +278,8 @@ impl Metrics {
         healthy_percent: u8,
     ) {
         self.track(namespace, name);
-        let values = [
+        let app = &counts.application_health;
+        let always = [
             counts.total,
             counts.healthy,
             counts.unhealthy,
@@ -263,15 +295,32 @@ impl Metrics {
             counts.disks_failed,
             counts.application_unhealthy,
             counts.no_instance_view,
+            counts.application_health_pending,
+            app.healthy,
+            app.unhealthy,
+            app.unknown,
+            app.initializing,
+        ]
+        .map(Some);
+        let model_view = [
+            counts.outdated_model,
+            counts.protected_from_scale_in,
+            counts.protected_from_scale_set_actions,
         ];
-        for (state, n) in STATES.into_iter().zip(values) {
-            self.instances
-                .get_or_create(&InstanceLabels {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    state,
-                })
-                .set(i64::from(n));
+        for (state, n) in STATES.into_iter().zip(always.into_iter().chain(model_view)) {
+            let labels = InstanceLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                state,
+            };
+            match n {
+                Some(n) => {
+                    self.instances.get_or_create(&labels).set(i64::from(n));
+                }
+                None => {
+                    self.instances.remove(&labels);
+                }
+            }
         }
         self.healthy_percent
             .get_or_create(&WatchLabels {
@@ -281,21 +330,41 @@ impl Metrics {
             .set(i64::from(healthy_percent));
     }
 
+    /// Records a condition's `status` (`True`, `False`, `Unknown`; anything else counts as
+    /// unknown) and `reason`. The Ready reason `Suspended` also sets `scaleset_watch_suspended`,
+    /// so that an alert on failing polls can leave suspended watches out.
     pub fn record_condition(
         &self,
         namespace: &str,
         name: &str,
         condition: &'static str,
-        is_true: bool,
+        status: &str,
+        reason: &str,
     ) {
         self.track(namespace, name);
-        self.condition
-            .get_or_create(&ConditionLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                condition,
-            })
-            .set(i64::from(is_true));
+        let current = match status {
+            s if s.eq_ignore_ascii_case("True") => "true",
+            s if s.eq_ignore_ascii_case("False") => "false",
+            _ => "unknown",
+        };
+        for status in CONDITION_STATUSES {
+            self.condition
+                .get_or_create(&ConditionLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    condition,
+                    status,
+                })
+                .set(i64::from(status == current));
+        }
+        if condition == "Ready" {
+            self.suspended
+                .get_or_create(&WatchLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                })
+                .set(i64::from(reason == "Suspended"));
+        }
     }
 
     pub fn record_reconcile(&self, elapsed: Duration, error_reason: Option<&str>) {
@@ -352,6 +421,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rollout_series_exist_only_while_the_model_view_says_something() {
+        let m = Metrics::default();
+        let mut counts = InstanceCounts {
+            total: 3,
+            outdated_model: Some(2),
+            protected_from_scale_in: Some(1),
+            protected_from_scale_set_actions: Some(0),
+            ..Default::default()
+        };
+        counts.application_health.initializing = 1;
+        m.record_counts("ns", "web", &counts, 100);
+        let text = m.encode().expect("encodes");
+        for series in [
+            r#"state="outdated_model"} 2"#,
+            r#"state="protected_from_scale_in"} 1"#,
+            r#"state="app_health_initializing"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        counts.outdated_model = None;
+        m.record_counts("ns", "web", &counts, 100);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"state="outdated_model""#), "{text}");
+    }
+
+    #[test]
     fn series_follow_the_watches_and_disappear_with_them() {
         let m = Metrics::default();
         let counts = InstanceCounts {
@@ -361,7 +456,8 @@ mod tests {
             ..Default::default()
         };
         m.record_counts("ns", "web", &counts, 66);
-        m.record_condition("ns", "web", "Healthy", false);
+        m.record_condition("ns", "web", "Healthy", "False", "BelowMinHealthy");
+        m.record_condition("ns", "web", "Ready", "False", "Suspended");
         m.record_counts("ns", "db", &counts, 66);
         let text = m.encode().expect("encodes");
         assert!(
@@ -376,8 +472,12 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"scaleset_watch_condition{namespace="ns",name="web",condition="Healthy"} 0"#
+                r#"scaleset_watch_condition{namespace="ns",name="web",condition="Healthy",status="false"} 1"#
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"scaleset_watch_suspended{namespace="ns",name="web"} 1"#),
             "{text}"
         );
         m.retain_watches(|_, name| name != "web");
@@ -389,6 +489,85 @@ mod tests {
         );
     }
 
+    /// The value of the one series of `text` whose name and labels are `series`.
+    fn value(text: &str, series: &str) -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn each_condition_has_one_series_per_status_and_unknown_is_not_false() {
+        let m = Metrics::default();
+        let series = |status: &str| {
+            format!(
+                r#"scaleset_watch_condition{{namespace="ns",name="web",condition="Healthy",status="{status}"}}"#
+            )
+        };
+        let statuses = |m: &Metrics| {
+            let text = m.encode().expect("encodes");
+            ["true", "false", "unknown"].map(|s| value(&text, &series(s)))
+        };
+        m.record_condition("ns", "web", "Healthy", "Unknown", "NotYetPolled");
+        assert_eq!(statuses(&m), [Some(0), Some(0), Some(1)]);
+        m.record_condition("ns", "web", "Healthy", "True", "AllInstancesHealthy");
+        assert_eq!(statuses(&m), [Some(1), Some(0), Some(0)]);
+        m.record_condition("ns", "web", "Healthy", "False", "BelowMinHealthy");
+        assert_eq!(statuses(&m), [Some(0), Some(1), Some(0)]);
+        // A status Kubernetes does not define is not taken for an answer.
+        m.record_condition("ns", "web", "Healthy", "Maybe", "Odd");
+        assert_eq!(statuses(&m), [Some(0), Some(0), Some(1)]);
+
+        let suspended = r#"scaleset_watch_suspended{namespace="ns",name="web"}"#;
+        m.record_condition("ns", "web", "Ready", "False", "Suspended");
+        assert_eq!(value(&m.encode().expect("encodes"), suspended), Some(1));
+        m.record_condition("ns", "web", "Ready", "False", "Throttled");
+        assert_eq!(value(&m.encode().expect("encodes"), suspended), Some(0));
+
+        m.retain_watches(|_, _| false);
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains(r#"name="web""#), "{text}");
+    }
+
+    /// The chart's ServiceMonitor sets `honorLabels: true` so that `namespace` stays the
+    /// ScaleSetWatch's namespace. A label Prometheus sets on every target would then be
+    /// overridden too: no series may carry one.
+    #[test]
+    fn no_series_carries_a_label_that_prometheus_sets_on_its_targets() {
+        let m = Metrics::default();
+        m.record_counts("ns", "web", &InstanceCounts::default(), 100);
+        m.record_condition("ns", "web", "Ready", "True", "PollSucceeded");
+        m.record_reconcile(Duration::from_millis(5), Some("Throttled"));
+        m.observe(Some(200), Duration::from_millis(5));
+        m.remaining_reads("sub", 1);
+        m.remaining_resource_reads(
+            &ScaleSetRef {
+                subscription_id: "sub".into(),
+                resource_group: "rg".into(),
+                scale_set_name: "web".into(),
+                api_version: "2025-04-01".into(),
+                model_view: true,
+            },
+            "Microsoft.Compute/GetVMScaleSetVM3Min",
+            7,
+        );
+        let text = m.encode().expect("encodes");
+        for target_label in [
+            "job",
+            "instance",
+            "pod",
+            "service",
+            "endpoint",
+            "container",
+            "node",
+        ] {
+            assert!(
+                !text.contains(&format!("{{{target_label}=\""))
+                    && !text.contains(&format!(",{target_label}=\"")),
+                "{target_label}: {text}"
+            );
+        }
+    }
+
     #[test]
     fn budget_series_go_with_the_last_watch_of_their_scale_set() {
         let m = Metrics::default();
@@ -398,6 +577,7 @@ mod tests {
                 resource_group: "rg".into(),
                 scale_set_name: vmss.into(),
                 api_version: "2025-04-01".into(),
+                model_view: true,
             };
             m.remaining_resource_reads(&target, "Microsoft.Compute/GetVMScaleSetVM3Min", 7);
         }

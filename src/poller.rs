@@ -9,9 +9,10 @@
 //! watch's own status write nor a watch added to a set already scheduled causes a fetch.
 
 use crate::arm::client::{ArmClient, ArmError, ScaleSetRef};
-use crate::arm::model::ListPages;
+use crate::arm::snapshot::ScaleSetSnapshot;
 use crate::azure::{self, AzureSetupError, ClientSecret, EndpointOverrides};
 use crate::crd::Cloud;
+use crate::leader::{Fence, Permit};
 use crate::schedule::{self, Schedule};
 use azure_core::credentials::TokenCredential;
 use futures::channel::mpsc;
@@ -23,9 +24,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-
-/// What one fetch of a scale set yields, shared by all its watches.
-pub type Fetched = ListPages;
 
 /// Fetches of one subscription running at once, by default (ARM budgets reads per
 /// subscription and principal; Compute per scale set).
@@ -40,6 +38,9 @@ pub enum PollError {
         "credentials from Secrets are disabled in this installation (secretCredentials.enabled=false)"
     )]
     SecretCredentialsDisabled,
+    /// The watch may not use the controller's own identity (see `crate::ambient`).
+    #[error("{0}")]
+    CredentialsNotAllowed(String),
     #[error("{0}")]
     CredentialSetup(String),
     #[error(transparent)]
@@ -50,7 +51,9 @@ impl PollError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::CredentialsNotFound(_) => "CredentialsNotFound",
-            Self::SecretCredentialsDisabled => "CredentialsNotAllowed",
+            Self::SecretCredentialsDisabled | Self::CredentialsNotAllowed(_) => {
+                "CredentialsNotAllowed"
+            }
             Self::CredentialSetup(_) => "AuthenticationFailed",
             Self::Arm(e) => e.reason(),
         }
@@ -73,7 +76,8 @@ impl From<AzureSetupError> for PollError {
 /// Whose identity a poll uses.
 #[derive(Clone, Debug)]
 pub enum CredentialSource {
-    /// The controller's own identity (workload identity, environment secret, managed identity).
+    /// The process's own identity: the controller's (workload identity, environment secret,
+    /// managed identity) or, for `check`, see [`Poller::with_ambient_credential`].
     Ambient,
     ServicePrincipal(ClientSecret),
 }
@@ -114,8 +118,14 @@ pub trait Fetch: Send + Sync + 'static {
     type Request: Clone + Send + 'static;
     type Value: Send + Sync + 'static;
 
+    /// Held across one fetch.
+    type Permit: Send;
+
     /// Sets of one group (a subscription) share the bound on concurrent fetches.
     fn group(key: &Self::Key) -> String;
+
+    /// Whether a fetch may start now: `None` when this process does not lead (any more).
+    fn permit(&self) -> Option<Self::Permit>;
 
     fn fetch(
         &self,
@@ -404,17 +414,25 @@ async fn run_set<F: Fetch>(inner: Arc<Inner<F>>, key: F::Key, entry: Arc<SetEntr
         if !inner.prune(&key, &entry) {
             return;
         }
-        let Ok(permit) = inner.semaphore(&key).acquire_owned().await else {
+        let Ok(slot) = inner.semaphore(&key).acquire_owned().await else {
             return;
         };
+        // Asked after the wait for a slot, and held through the fetch: a leader past its
+        // renew deadline calls ARM no more, and one that ends waits for this fetch.
+        let lead = inner.fetcher.permit();
         let request = {
             let mut state = lock(&entry.state);
             let interval = state.interval();
             state.schedule.started(due, inner.elapsed(), interval);
             state.request.clone()
         };
+        let Some(lead) = lead else {
+            // Not leading: this interval's fetch is skipped, and nobody is told anything.
+            continue;
+        };
         let result = inner.fetcher.fetch(request).await;
-        drop(permit);
+        drop(lead);
+        drop(slot);
         let seq = inner.seq.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         let watches: Vec<WatchId> = {
             let mut state = lock(&entry.state);
@@ -446,6 +464,16 @@ pub struct CredentialKey {
     principal: Option<(String, String, u64)>,
 }
 
+impl CredentialKey {
+    /// Who the credential signs in as, without its secret: ARM throttles per principal.
+    fn principal_name(&self) -> String {
+        match &self.principal {
+            Some((tenant, client, _)) => format!("{tenant}/{client}"),
+            None => "ambient".into(),
+        }
+    }
+}
+
 /// One scale set as fetched: equal keys share one fetch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PollKey {
@@ -454,6 +482,8 @@ pub struct PollKey {
     resource_group: String,
     scale_set: String,
     api_version: String,
+    /// A page trimmed by `$select` cannot serve a watch that asks for the model view.
+    model_view: bool,
     credential: CredentialKey,
 }
 
@@ -464,41 +494,53 @@ pub struct FetchRequest {
     target: ScaleSetRef,
     source: CredentialSource,
     credential: CredentialKey,
+    ambient: AmbientCredential,
 }
+
+/// Makes the process's own credential: the controller's or a person's at a terminal.
+pub type AmbientCredential =
+    fn(&reqwest::Client, &url::Url) -> Result<Arc<dyn TokenCredential>, AzureSetupError>;
 
 /// Lists scale sets from ARM, with credentials kept per identity.
 pub struct ArmFetcher {
     arm: ArmClient,
     http: reqwest::Client,
     credentials: Mutex<HashMap<CredentialKey, Arc<dyn TokenCredential>>>,
+    /// Asked before each fetch (see [`Fetch::permit`]).
+    fence: Mutex<Fence>,
 }
 
 impl Fetch for ArmFetcher {
     type Key = PollKey;
     type Request = FetchRequest;
-    type Value = Fetched;
+    type Value = ScaleSetSnapshot;
+    type Permit = Permit;
 
     fn group(key: &PollKey) -> String {
         format!("{} {}", key.arm, key.subscription)
     }
 
-    async fn fetch(&self, request: FetchRequest) -> Result<Fetched, PollError> {
+    fn permit(&self) -> Option<Permit> {
+        lock(&self.fence).permit()
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<ScaleSetSnapshot, PollError> {
         let FetchRequest {
             endpoints,
             target,
             source,
             credential,
+            ambient,
         } = request;
-        let credential = self.credential(&endpoints, &source, credential)?;
+        let principal = credential.principal_name();
+        let credential = self.credential(&endpoints, &source, credential, ambient)?;
         let (arm, scope) = (&endpoints.arm, endpoints.scope.as_str());
         let uniform = self
             .arm
-            .list_instance_views(arm, &target, credential.as_ref(), scope)
+            .list_instance_views(arm, &target, credential.as_ref(), &principal, scope)
             .await;
         let flexible = match &uniform {
-            Ok(pages) => pages
-                .lists_flexible_references()
-                .map_err(|e| ArmError::InvalidResponse(e.to_string()))?,
+            Ok(snapshot) => snapshot.lists_flexible_references(),
             // Before 2025-11-01 ARM refuses the scale set VM list of a Flexible set outright.
             Err(ArmError::Api {
                 status: 400,
@@ -510,7 +552,7 @@ impl Fetch for ArmFetcher {
         if flexible {
             return Ok(self
                 .arm
-                .list_flexible_instance_views(arm, &target, credential.as_ref(), scope)
+                .list_flexible_instance_views(arm, &target, credential.as_ref(), &principal, scope)
                 .await?);
         }
         Ok(uniform?)
@@ -523,15 +565,14 @@ impl ArmFetcher {
         endpoints: &azure::CloudEndpoints,
         source: &CredentialSource,
         key: CredentialKey,
+        ambient: AmbientCredential,
     ) -> Result<Arc<dyn TokenCredential>, PollError> {
         let mut creds = lock(&self.credentials);
         if let Some(c) = creds.get(&key) {
             return Ok(c.clone());
         }
         let credential = match source {
-            CredentialSource::Ambient => {
-                azure::ambient_credential(&self.http, &endpoints.authority)?
-            }
+            CredentialSource::Ambient => ambient(&self.http, &endpoints.authority)?,
             CredentialSource::ServicePrincipal(secret) => {
                 azure::client_secret_credential(&self.http, &endpoints.authority, secret)?
             }
@@ -550,6 +591,7 @@ impl ArmFetcher {
 /// Scale sets fetched from ARM on their schedules, for the watches that name them.
 pub struct Poller {
     overrides: EndpointOverrides,
+    ambient: AmbientCredential,
     scheduler: Scheduler<ArmFetcher>,
 }
 
@@ -560,9 +602,22 @@ impl Poller {
                 arm,
                 http,
                 credentials: Mutex::default(),
+                fence: Mutex::new(Fence::unbounded()),
             }),
             overrides,
+            ambient: azure::ambient_credential,
         }
+    }
+
+    /// Uses `ambient` for [`CredentialSource::Ambient`] instead of the controller's identity.
+    pub fn with_ambient_credential(mut self, ambient: AmbientCredential) -> Self {
+        self.ambient = ambient;
+        self
+    }
+
+    /// Fetches start only with a permit of `fence`, held through the fetch.
+    pub fn set_fence(&self, fence: Fence) {
+        *lock(&self.scheduler.fetcher().fence) = fence;
     }
 
     /// Bounds the fetches of one subscription running at once (at least 1); for the sets
@@ -596,6 +651,7 @@ impl Poller {
             resource_group: target.resource_group.to_lowercase(),
             scale_set: target.scale_set_name.to_ascii_lowercase(),
             api_version: target.api_version.clone(),
+            model_view: target.model_view,
             credential: credential.clone(),
         };
         let request = FetchRequest {
@@ -603,6 +659,7 @@ impl Poller {
             target: target.clone(),
             source: source.clone(),
             credential,
+            ambient: self.ambient,
         };
         (key, request)
     }
@@ -613,7 +670,7 @@ impl Poller {
         cloud: Cloud,
         target: &ScaleSetRef,
         source: &CredentialSource,
-    ) -> Result<Fetched, PollError> {
+    ) -> Result<ScaleSetSnapshot, PollError> {
         let (_, request) = self.request(cloud, target, source);
         self.scheduler.fetcher().fetch(request).await
     }
@@ -626,7 +683,7 @@ impl Poller {
         target: &ScaleSetRef,
         source: &CredentialSource,
         interval: Duration,
-    ) -> Option<Polled<Fetched>> {
+    ) -> Option<Polled<ScaleSetSnapshot>> {
         let (key, request) = self.request(cloud, target, source);
         self.scheduler.subscribe(watch, key, request, interval)
     }
@@ -666,15 +723,21 @@ mod tests {
         failures: Mutex<VecDeque<PollError>>,
         in_flight: Mutex<HashMap<String, usize>>,
         most_in_flight: Mutex<HashMap<String, usize>>,
+        not_leading: AtomicBool,
     }
 
     impl Fetch for Arc<Fake> {
         type Key = String;
         type Request = String;
         type Value = usize;
+        type Permit = ();
 
         fn group(key: &String) -> String {
             key.split('/').next().unwrap_or_default().to_owned()
+        }
+
+        fn permit(&self) -> Option<()> {
+            (!self.not_leading.load(Ordering::Relaxed)).then_some(())
         }
 
         async fn fetch(&self, request: String) -> Result<usize, PollError> {
@@ -710,6 +773,7 @@ mod tests {
             failures: Mutex::default(),
             in_flight: Mutex::default(),
             most_in_flight: Mutex::default(),
+            not_leading: AtomicBool::new(false),
         });
         (fake.clone(), Scheduler::new(fake))
     }
@@ -918,6 +982,24 @@ mod tests {
         let most = lock(&fake.most_in_flight).clone();
         assert_eq!(most.get("one"), Some(&2), "{most:?}");
         assert_eq!(most.get("two"), Some(&2), "{most:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_fetch_starts_without_a_permit_and_nobody_is_told() {
+        let (fake, scheduler) = fake(s(1));
+        let mut triggers = scheduler.take_triggers().expect("first take");
+        sub(&scheduler, "a", "sub/web", 60);
+        tokio::time::sleep(s(35)).await;
+        assert_eq!(lock(&fake.calls).len(), 1);
+        assert!(triggers.next().await.is_some());
+        // The term ended: the set's next fetches are skipped.
+        fake.not_leading.store(true, Ordering::Relaxed);
+        tokio::time::sleep(s(180)).await;
+        assert_eq!(lock(&fake.calls).len(), 1);
+        assert!(
+            tokio::time::timeout(s(1), triggers.next()).await.is_err(),
+            "no reconcile for a fetch that did not happen"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,9 +1,11 @@
 //! The controller: for each ScaleSetWatch, poll (shared), judge, and write the status when it changed.
 
-use crate::arm::client::{ArmError, ScaleSetRef};
+use crate::ambient::AmbientPolicy;
+use crate::arm::client::ScaleSetRef;
 use crate::azure::ClientSecret;
 use crate::crd::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::health;
+use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::poller::{CredentialSource, PollError, Poller, WatchId};
 use crate::schedule;
@@ -35,6 +37,8 @@ pub enum Error {
     },
     #[error("ScaleSetWatch has no namespace")]
     NoNamespace,
+    #[error("not the leader (any more): no ARM call or status write")]
+    NotLeading,
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -46,6 +50,11 @@ pub struct Context {
     /// The cloud of watches that name none.
     pub default_cloud: Cloud,
     pub allow_secret_credentials: bool,
+    /// Which watches without credentials may use the controller's own identity.
+    pub ambient: AmbientPolicy,
+    /// Asked before each fetch and status write: a leader past its renew deadline gets no
+    /// permit.
+    pub fence: Fence,
     /// `lastPollTime` is rewritten at least this often while nothing changes, in
     /// milliseconds; 0: never.
     status_heartbeat_ms: AtomicU64,
@@ -73,10 +82,24 @@ impl Context {
             metrics,
             default_cloud,
             allow_secret_credentials,
+            ambient: AmbientPolicy::default(),
+            fence: Fence::unbounded(),
             status_heartbeat_ms: AtomicU64::new(millis(schedule::DEFAULT_HEARTBEAT)),
             failures: Mutex::default(),
             seen: Mutex::default(),
         }
+    }
+
+    pub fn with_ambient_policy(mut self, ambient: AmbientPolicy) -> Self {
+        self.ambient = ambient;
+        self
+    }
+
+    /// The fence is the poller's too: its scheduled fetches each hold a permit.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.poller.set_fence(fence.clone());
+        self.fence = fence;
+        self
     }
 
     /// How often an unchanged status is rewritten to refresh `lastPollTime` (`None`: never).
@@ -129,13 +152,20 @@ pub async fn run(
         live.get(&ObjectRef::new(&w.name).within(&w.namespace))
             .is_some()
     });
-    // No fetch after shutdown begins: a leader that lost its lease must not call ARM.
+    // No fetch after shutdown begins, nor once the term ended: the supervisor revokes the
+    // fence and then aborts this future, which would leave the scale sets' tasks running. A
+    // weak reference, so that this task keeps nothing alive.
     let shutdown = shutdown.shared();
     let stopper = {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        let (weak, shutdown, fence) = (Arc::downgrade(&ctx), shutdown.clone(), ctx.fence.clone());
         tokio::spawn(async move {
-            shutdown.await;
-            ctx.poller.stop();
+            tokio::select! {
+                () = shutdown => {}
+                () = fence.expired() => {}
+            }
+            if let Some(ctx) = weak.upgrade() {
+                ctx.poller.stop();
+            }
         })
     };
     // Deleted watches are never reconciled again; forget their metrics and backoff state.
@@ -227,12 +257,16 @@ async fn reconcile_inner(
         namespace: namespace.to_owned(),
         name: name.to_owned(),
     };
+    let target_id = status::target_of(spec, ctx.default_cloud);
+    // Held through the poll: the process aborts the controller when the term ends.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
 
     if spec.suspend {
         ctx.poller.unsubscribe(&watch_id);
         let next = status::next_status(
             prev,
             &Outcome::Suspended,
+            Some(&target_id),
             generation,
             jiff::Timestamp::now(),
         );
@@ -249,6 +283,7 @@ async fn reconcile_inner(
                 resource_group: spec.resource_group.clone(),
                 scale_set_name: spec.scale_set_name.clone(),
                 api_version: spec.api_version().to_owned(),
+                model_view: spec.model_view(),
             };
             let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
             match ctx
@@ -282,13 +317,10 @@ async fn reconcile_inner(
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone(), polled.seq)
                 != Some(polled.seq);
-            // The pages were checked to be JSON when fetched; JSON that is not a list of VMs
-            // is invalid.
-            let result = polled.result.and_then(|pages| {
-                health::assess_pages(&pages, &spec.health)
-                    .map_err(|e| PollError::Arm(ArmError::InvalidResponse(e.to_string())))
-            });
-            let backstop = Action::requeue(schedule::backstop(interval));
+            let result = polled
+                .result
+                .map(|snapshot| health::assess(&snapshot, &spec.health));
+            let backstop = schedule::backstop(interval);
             (result, polled.at, fresh, backstop)
         }
         Err(e) => {
@@ -299,10 +331,10 @@ async fn reconcile_inner(
                 *n
             };
             let retry = schedule::retry_delay(interval, failures, e.retry_after());
-            (Err(e), jiff::Timestamp::now(), true, Action::requeue(retry))
+            (Err(e), jiff::Timestamp::now(), true, retry)
         }
     };
-    let (next, failure) = match &result {
+    let (next, action, failure) = match &result {
         Ok(fleet) => {
             ctx.metrics
                 .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
@@ -311,31 +343,44 @@ async fn reconcile_inner(
                 scale_set: &spec.scale_set_name,
                 min_healthy_percent: spec.health.min_healthy_percent,
             };
+            // lastPollTime is when the fetch ended, whichever reconcile reads it.
             let next = status::next_status_with_heartbeat(
                 prev,
                 &outcome,
+                Some(&target_id),
                 generation,
                 at,
                 ctx.status_heartbeat(),
             );
-            (next, None)
+            (next, Action::requeue(action), None)
         }
         Err(e) => {
             if fresh {
                 warn!(reason = e.reason(), error = %e, "poll failed");
             }
+            let stale_after = status::StaleAfter::of(spec);
             let outcome = Outcome::Failed {
                 reason: e.reason(),
                 message: e.to_string(),
+                stale_after,
             };
+            // Now, not when the fetch ended: the same failure read again later (a scale set
+            // told by ARM to come back in ten minutes is not fetched meanwhile) still turns
+            // Healthy and Degraded Unknown once the stale rule says so.
+            let now = jiff::Timestamp::now();
             let next = status::next_status_with_heartbeat(
                 prev,
                 &outcome,
+                Some(&target_id),
                 generation,
-                at,
+                now,
                 ctx.status_heartbeat(),
             );
-            (next, fresh.then(|| e.reason()))
+            // A long Retry-After must not keep old health standing past the stale rule: the
+            // watch comes back by then, even if its scale set is not fetched before.
+            let retry = status::until_stale(&next, stale_after, now)
+                .map_or(action, |left| action.min(left + Duration::from_secs(1)));
+            (next, Action::requeue(retry), fresh.then(|| e.reason()))
         }
     };
     for c in &next.conditions {
@@ -344,7 +389,7 @@ async fn reconcile_inner(
             .find(|k| *k == c.type_)
         {
             ctx.metrics
-                .record_condition(namespace, name, kind, c.status == "True");
+                .record_condition(namespace, name, kind, &c.status, &c.reason);
         }
     }
     write_status(ctx, watch, prev, &next).await?;
@@ -357,12 +402,22 @@ async fn credential_source(
     namespace: &str,
 ) -> Result<CredentialSource, PollError> {
     let Some(creds) = &spec.credentials else {
+        ctx.ambient
+            .check(namespace, &spec.subscription_id)
+            .map_err(PollError::CredentialsNotAllowed)?;
         return Ok(CredentialSource::Ambient);
     };
     if !ctx.allow_secret_credentials {
         return Err(PollError::SecretCredentialsDisabled);
     }
     let secret_name = &creds.secret_ref.name;
+    // The schema refuses such names; a watch stored before it did must not reach the API path.
+    if !crate::crd::is_dns_subdomain(secret_name) {
+        return Err(PollError::CredentialsNotFound(format!(
+            "spec.credentials.secretRef.name {:?} is not a valid Secret name",
+            status::truncate(secret_name, 300)
+        )));
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = match secrets.get_opt(secret_name).await {
         Ok(Some(s)) => s,
@@ -405,27 +460,23 @@ async fn write_status(
     if prev == Some(next) {
         return Ok(());
     }
+    // Asked again: the term may have ended during the poll.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
     let namespace = watch.namespace().unwrap_or_default();
     let name = watch.name_any();
     let api: Api<ScaleSetWatch> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Server-side apply, not a merge patch: a field this manager set before and leaves out now
-    // (say, an emptied unhealthyInstances) is removed instead of lingering.
-    let patch = serde_json::json!({
-        "apiVersion": ScaleSetWatch::api_version(&()),
-        "kind": ScaleSetWatch::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::PatchStatus {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let written = patch_status(&api, watch, next)
+        .await
+        .map_err(|source| Error::PatchStatus {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    if written == StatusWrite::Gone {
+        // Its successor, if any, has a reconcile of its own.
+        info!("the ScaleSetWatch was deleted or replaced during the poll; its status is dropped");
+        return Ok(());
+    }
     for t in status::transitions(prev, next) {
         info!(condition = %t.type_, from = ?t.from, to = %t.to, reason = %t.reason, "condition changed");
         let (type_, reason) = match (t.type_.as_str(), t.to.as_str()) {
@@ -438,7 +489,10 @@ async fn write_status(
         let event = Event {
             type_,
             reason: reason.into(),
-            note: Some(truncate(&format!("{}: {}", t.reason, t.message), 1000)),
+            note: Some(status::truncate(
+                &format!("{}: {}", t.reason, t.message),
+                1000,
+            )),
             action: "Poll".into(),
             secondary: None,
         };
@@ -449,15 +503,56 @@ async fn write_status(
     Ok(())
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
+/// How a status write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusWrite {
+    Written,
+    /// The object read is gone: deleted, or deleted and created again under the same name.
+    /// What was computed for it is not the new object's status.
+    Gone,
+}
+
+/// Replaces the status of exactly the object `watch` (the same UID), never of another
+/// ScaleSetWatch created under its name since it was read.
+///
+/// Neither server-side apply nor a merge patch can do that for a custom resource's status:
+/// the status strategy copies the stored object's metadata over the request's, so a
+/// `metadata.uid` in the body is silently ignored (kube-apiserver 1.34 writes such a patch to
+/// the new object). A JSON patch's `test` operation runs on the stored object inside the same
+/// compare-and-swap as the write, and a failed test is answered 422. Replacing `/status` as a
+/// whole also removes fields left out now (say, an emptied `unhealthyInstances`), as the
+/// server-side apply this replaced did; only this controller writes the status.
+pub async fn patch_status(
+    api: &Api<ScaleSetWatch>,
+    watch: &ScaleSetWatch,
+    status: &ScaleSetWatchStatus,
+) -> Result<StatusWrite, kube::Error> {
+    let name = watch.name_any();
+    let uid = watch.meta().uid.clone().unwrap_or_default();
+    let ops = serde_json::json!([
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "add", "path": "/status", "value": status},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch_status(&name, &params, &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => Ok(StatusWrite::Written),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(StatusWrite::Gone),
+        // A failed `test` is a bare 422 ("the server rejected our request due to an error in
+        // our request", no details); an invalid status is a 422 too. Look, rather than read
+        // the words.
+        Err(kube::Error::Api(e)) if e.code == 422 => match api.get_opt(&name).await? {
+            Some(current) if current.meta().uid == watch.meta().uid => Err(kube::Error::Api(e)),
+            _ => Ok(StatusWrite::Gone),
+        },
+        Err(e) => Err(e),
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> Action {

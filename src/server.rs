@@ -15,12 +15,16 @@ pub struct ServerState {
     /// Set once this replica can do its job: a standby waiting for the lease, or a leader whose
     /// controller runs.
     pub ready: Arc<AtomicBool>,
+    /// Cleared for good when a part of the process that must run (the controller, the lease
+    /// holder, this server) ended or panicked: the kubelet then restarts the container, if the
+    /// process has not exited already.
+    pub healthy: Arc<AtomicBool>,
 }
 
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
@@ -37,6 +41,17 @@ async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn healthz(State(state): State<ServerState>) -> impl IntoResponse {
+    if state.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy: the controller stopped",
+        )
     }
 }
 

@@ -333,6 +333,18 @@ fn values_schema_rejects_bad_values_with_a_clear_message() {
             &["--set", "polling.maxConcurrentFetchesPerSubscription=0"],
             "at '/polling/maxConcurrentFetchesPerSubscription'",
         ),
+        (
+            &["--set", "ambientCredentials.namespaces={team_a}"],
+            "at '/ambientCredentials/namespaces/0': 'team_a' does not match pattern",
+        ),
+        (
+            &["--set", "ambientCredentials.subscriptions={my-sub}"],
+            "at '/ambientCredentials/subscriptions/0': 'my-sub' does not match pattern",
+        ),
+        (
+            &["--set", "ambientCredentials.namespaces=team-a"],
+            "at '/ambientCredentials/namespaces': got string, want array",
+        ),
     ];
     for (args, message) in cases {
         let chart = chart();
@@ -533,6 +545,11 @@ fn renders_default_values_workload_identity() {
             env_value(&docs, "SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION").as_deref(),
             Some("4")
         );
+        assert_eq!(
+            env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+            Some("scaleset-watch"),
+            "{mode}: only the release namespace may use the controller's identity by default"
+        );
         let env = env_of(&docs);
         for absent in [
             "AZURE_CLIENT_SECRET",
@@ -540,6 +557,7 @@ fn renders_default_values_workload_identity() {
             "SSW_NAMESPACE",
             "SSW_LABEL_SELECTOR",
             "SSW_CA_FILE",
+            "SSW_AMBIENT_SUBSCRIPTIONS",
         ] {
             assert!(!env.contains_key(absent), "{mode}: unexpected env {absent}");
         }
@@ -703,8 +721,54 @@ fn renders_watch_namespace_mode() {
         Some("team=infra")
     );
     assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("scaleset-watch-tenant"),
+        "the watched namespace, not the release namespace, may use the controller's identity"
+    );
+    assert_eq!(
         env_value(&docs, "SSW_ALLOW_SECRET_CREDENTIALS").as_deref(),
         Some("false")
+    );
+}
+
+#[test]
+fn renders_ambient_credential_controls_into_the_environment() {
+    let with = |sets: &[&str]| {
+        let mut values = mode_values("default");
+        for set in sets {
+            values.extend(["--set".to_owned(), (*set).to_owned()]);
+        }
+        render("ssw", "ops", &values)
+    };
+    let docs = with(&[
+        "ambientCredentials.namespaces={team-a,team-b}",
+        "ambientCredentials.subscriptions={00000000-0000-0000-0000-0000000000aa,00000000-0000-0000-0000-0000000000bb}",
+    ]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("team-a,team-b"),
+        "an explicit list replaces the default"
+    );
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_SUBSCRIPTIONS").as_deref(),
+        Some("00000000-0000-0000-0000-0000000000aa,00000000-0000-0000-0000-0000000000bb")
+    );
+    let docs = with(&["ambientCredentials.namespaces={*}"]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("*")
+    );
+    let docs = with(&["ambientCredentials.enabled=false"]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some(""),
+        "disabled: no namespace may use the controller's identity"
+    );
+    let docs = with(&[]);
+    assert_eq!(
+        env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),
+        Some("ops"),
+        "the release namespace"
     );
 }
 
@@ -747,6 +811,11 @@ fn renders_ha_mode_with_pdb_network_policy_and_service_monitor() {
     assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "http-metrics");
     assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    // The per-watch series' own `namespace` label wins over the target's (no
+    // `exported_namespace`).
+    assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
+    let pr = one(&docs, "PrometheusRule");
+    assert_eq!(pr["metadata"]["labels"]["release"], "kube-prometheus-stack");
     assert_eq!(
         env_value(&docs, "SSW_ARM_ENDPOINT").as_deref(),
         Some("https://management.chinacloudapi.cn/")
@@ -756,6 +825,168 @@ fn renders_ha_mode_with_pdb_network_policy_and_service_monitor() {
         Some("https://login.chinacloudapi.cn/")
     );
     assert_eq!(env_value(&docs, "SSW_LOG_FORMAT").as_deref(), Some("text"));
+}
+
+/// promtool, built (once, then cached; about 10 minutes) by `hack/control-plane.sh promtool`.
+fn promtool() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = support::control_plane_script();
+        // No timeout, as for the control plane's build: the first one is long.
+        let status = Command::new(&script)
+            .arg("promtool")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "{} promtool failed: {status}",
+            script.display()
+        );
+    });
+    let path = tools()
+        .env
+        .iter()
+        .find(|(k, _)| k == "PROMTOOL_BIN")
+        .map(|(_, v)| PathBuf::from(v))
+        .expect("control-plane.sh env prints PROMTOOL_BIN");
+    assert!(
+        path.is_file(),
+        "PROMTOOL_BIN {} does not exist",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn prometheus_rules_pass_promtool_check_and_unit_tests() {
+    let mut values = mode_values("default");
+    values.extend(
+        [
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.alertLabels.team=platform",
+        ]
+        .iter()
+        .flat_map(|v| ["--set".to_owned(), (*v).to_owned()]),
+    );
+    let docs = render("ssw", "scaleset-watch", &values);
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["alert"].as_str().expect("every rule is an alert"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "ScaleSetWatchUnhealthy",
+            "ScaleSetWatchPollFailing",
+            "ScaleSetWatchArmThrottled",
+            "ScaleSetWatchArmSubscriptionReadsLow",
+            "ScaleSetWatchArmScaleSetReadsLow",
+            "ScaleSetWatchControllerAbsent",
+        ]
+    );
+    // Every alert has a runbook entry in the chart README, where its runbook_url points.
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("chart README");
+    for (alert, r) in alerts
+        .iter()
+        .zip(rule["spec"]["groups"][0]["rules"].as_array().unwrap())
+    {
+        assert!(
+            readme.contains(&format!("\n#### {alert}\n")),
+            "no runbook for {alert}"
+        );
+        let url = r["annotations"]["runbook_url"]
+            .as_str()
+            .expect("runbook_url");
+        assert!(
+            url.ends_with(&format!("README.md#{}", alert.to_lowercase())),
+            "{url}"
+        );
+    }
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let rules = serde_json::json!({"groups": rule["spec"]["groups"]});
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&rules).expect("YAML"),
+    )
+    .expect("write rules");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/prometheus-rules-test.yaml"),
+        dir.path().join("rules-test.yaml"),
+    )
+    .expect("copy the unit tests");
+    let promtool = |args: &[&str]| {
+        let mut cmd = Command::new(promtool());
+        cmd.args(args).current_dir(dir.path());
+        run_command(cmd, None, support::COMMAND_TIMEOUT)
+    };
+    let out = promtool(&["check", "rules", "rules.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool check rules", &out)
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("SUCCESS: 6 rules found"), "{text}");
+    // promtool's linter finds nothing either (it exits 0 on findings unless told otherwise).
+    let out = promtool(&["check", "rules", "--lint-fatal", "rules.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool check rules --lint-fatal", &out)
+    );
+    let out = promtool(&["test", "rules", "rules-test.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("promtool test rules", &out)
+    );
+    assert!(
+        stdout(&out).contains("SUCCESS"),
+        "{}",
+        describe("promtool test rules", &out)
+    );
+}
+
+#[test]
+fn prometheus_rule_is_off_by_default_and_its_values_are_checked() {
+    let docs = render("ssw", "scaleset-watch", &mode_values("default"));
+    assert!(!docs.iter().any(|d| d["kind"] == "PrometheusRule"));
+    let chart = chart();
+    for (args, message) in [
+        (
+            ["--set", "metrics.prometheusRule.unhealthy.for=15 minutes"],
+            "at '/metrics/prometheusRule/unhealthy/for'",
+        ),
+        (
+            [
+                "--set",
+                "metrics.prometheusRule.readBudgetLow.resourceReads=-1",
+            ],
+            "at '/metrics/prometheusRule/readBudgetLow/resourceReads'",
+        ),
+        (
+            ["--set", "metrics.prometheusRule.job=a\"b"],
+            "at '/metrics/prometheusRule/job'",
+        ),
+    ] {
+        let mut all = vec![
+            "template",
+            "ssw",
+            &chart,
+            "--set",
+            "azure.identity.clientId=5b5a2b8e-3f1c-4d7e-9a21-0c8f6b7d4e31",
+        ];
+        all.extend_from_slice(&args);
+        let out = helm_local(&all);
+        assert!(!out.status.success(), "{args:?} must be rejected");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -810,10 +1041,13 @@ fn every_rendered_manifest_passes_server_side_dry_run() {
             values.extend(["--set".into(), format!("watchNamespace={watch}")]);
         }
         let docs = render(&release, &ns, &values);
-        let (monitors, applicable): (Vec<Value>, Vec<Value>) = docs
-            .into_iter()
-            .partition(|d| d["kind"] == "ServiceMonitor");
-        assert_eq!(monitors.len(), usize::from(mode == "ha"), "{mode}");
+        // The Prometheus Operator's CRDs are not installed here.
+        let (monitors, applicable): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| {
+            d["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+        });
+        assert_eq!(monitors.len(), 2 * usize::from(mode == "ha"), "{mode}");
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": applicable});
         let out =
             cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &list.to_string());
@@ -1333,10 +1567,15 @@ fn dockerfile_matches_the_chart() {
     );
     assert!(dockerfile.contains(r#"ENTRYPOINT ["/scaleset-watch"]"#));
     assert!(dockerfile.contains(r#"CMD ["run"]"#));
-    assert!(dockerfile.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
+    // One final stage for registry builds and the test bed's buildah builds: an empty base
+    // (no registry here to pull one from), so the binary must be static.
+    let final_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    assert!(final_stage.starts_with("scratch\n"), "{final_stage}");
+    assert!(dockerfile.contains("hack/build-static.sh"));
+    let build = std::fs::read_to_string(repo_root().join("hack/build-static.sh")).unwrap();
     assert!(
-        dockerfile.contains("unknown-linux-musl"),
-        "static binary for distroless/static"
+        build.contains("unknown-linux-musl"),
+        "static binary for an empty base"
     );
     let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).unwrap();
     for path in ["Cargo.toml", "Cargo.lock", "src/"] {

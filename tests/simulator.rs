@@ -749,6 +749,23 @@ async fn next_links_can_leave_the_host_or_loop() {
 }
 
 #[tokio::test]
+async fn a_listing_can_serve_an_instance_on_two_pages() {
+    let env = Env::start().await;
+    let token = env.bearer().await;
+    env.fault_workers(&["{duplicateInstance: {}, page: 2}"]);
+    let (items, pages) = env.list_all("workers", &token).await;
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(pages, 3);
+    assert_eq!(ids.len(), 13, "{ids:?}");
+    assert_eq!(ids[10], ids[4], "page 2 repeats page 1's last: {ids:?}");
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 12);
+}
+
+#[tokio::test]
 async fn timeouts_hang_past_the_client_deadline() {
     let env = Env::start().await;
     let token = env.bearer().await;
@@ -1545,4 +1562,203 @@ async fn http2_and_http1_are_both_served() {
             .status(),
         200
     );
+}
+
+/// A client that shows redirects instead of following them.
+fn no_redirects(ca_pem: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA PEM");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("reqwest client")
+}
+
+#[tokio::test]
+async fn list_pages_can_redirect_elsewhere() {
+    let env = Env::start().await;
+    let token = env.bearer().await;
+    let url = env.list_url("workers", API);
+    let client = no_redirects(env.sim.ca_pem());
+    env.fault_workers(&["{redirect: {status: 308, to: 'http://127.0.0.1:9/'}, page: 2}"]);
+    let page1: Value = client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = page1["nextLink"].as_str().expect("page 1 is served");
+    let resp = client.get(next).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 308);
+    let next_url = url::Url::parse(next).unwrap();
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        format!(
+            "http://127.0.0.1:9{}?{}",
+            next_url.path(),
+            next_url.query().unwrap()
+        ),
+        "the same request, on the other host"
+    );
+    // Only list pages redirect; the default status is 307.
+    env.fault_workers(&["{redirect: {to: 'https://elsewhere.example'}}"]);
+    let resp = client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 307);
+    let get = env.url(&format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/workers?api-version={API}"
+    ));
+    assert_eq!(env.get_json(&get, &token).await.0, 200);
+
+    for bad in [
+        "{redirect: {status: 304, to: 'https://a.example'}}",
+        "{redirect: {to: 'ftp://a.example'}}",
+        "{redirect: {to: 'not a url'}}",
+    ] {
+        assert!(
+            env.sim
+                .set_faults(&env.workers(), vec![fault(bad)])
+                .is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn next_links_can_carry_user_info_or_never_end() {
+    let env = Env::start().await;
+    let token = env.bearer().await;
+    let url = env.list_url("workers", API);
+
+    env.fault_workers(&["{nextLinkUserinfo: {userinfo: 'u:p'}, count: 1}"]);
+    let (_, page1) = env.get_json(&url, &token).await;
+    let next = url::Url::parse(page1["nextLink"].as_str().unwrap()).unwrap();
+    assert_eq!((next.username(), next.password()), ("u", Some("p")));
+    assert_eq!(
+        next.host_str(),
+        url::Url::parse(&url).unwrap().host_str(),
+        "on the right host"
+    );
+
+    // Every page links on, each with a new skiptoken; after the 12 instances (3 pages),
+    // the pages are empty.
+    env.fault_workers(&["{endlessPages: {}}"]);
+    let mut link = url.clone();
+    let mut links = HashSet::new();
+    let mut items = 0;
+    for _ in 0..6 {
+        let (status, page) = env.get_json(&link, &token).await;
+        assert_eq!(status, 200);
+        items += page["value"].as_array().unwrap().len();
+        link = page["nextLink"]
+            .as_str()
+            .expect("always a nextLink")
+            .to_owned();
+        assert!(links.insert(link.clone()), "a fresh link every time");
+    }
+    assert_eq!(items, 12);
+}
+
+#[tokio::test]
+async fn throttles_can_be_subscription_wide_and_say_anything() {
+    let env = Env::start().await;
+    let token = env.bearer().await;
+    let url = env.list_url("workers", API);
+    env.fault_workers(&[
+        "{throttle: {retryAfterSeconds: 30, scope: subscription}, count: 1}",
+        "{throttle: {retryAfterSeconds: 18446744073709551615, retryAfterHeader: 'Fri, 31 Dec 9999 23:59:59 GMT'}, count: 1}",
+    ]);
+    let resp = env.get(&url, Some(&token)).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "30");
+    assert_eq!(
+        resp.headers()["x-ms-ratelimit-remaining-subscription-reads"],
+        "0"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "SubscriptionRequestsThrottled");
+    // No window is kept for a subscription throttle: the next fault fires. A Retry-After
+    // beyond any clock does not upset the simulator.
+    let resp = env.get(&url, Some(&token)).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()["retry-after"],
+        "Fri, 31 Dec 9999 23:59:59 GMT"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "OperationNotAllowed");
+    let resp = env.get(&url, Some(&token)).await;
+    assert_eq!(resp.status(), 429, "its window holds");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_can_redirect_or_answer_without_a_token() {
+    let env = Env::start().await;
+    let client = no_redirects(env.sim.ca_pem());
+    let fault_url = env.url("/_sim/tokens/fault");
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("grant_type", "client_credentials"),
+            ("scope", ARM_SCOPE),
+        ])
+        .finish();
+    let token_url = env.url(&format!("/{TENANT}/oauth2/v2.0/token"));
+    let post = || {
+        client
+            .post(&token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send()
+    };
+
+    let put = |body: &'static str| env.http.put(&fault_url).body(body).send();
+    assert_eq!(
+        put("{redirect: {status: 308, to: 'https://elsewhere.example:8443'}}")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let resp = post().await.unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://elsewhere.example:8443/{TENANT}/oauth2/v2.0/token").as_str()
+    );
+
+    assert_eq!(put("{answer: {}}").await.unwrap().status(), 204);
+    let resp = post().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({}));
+
+    assert_eq!(
+        put("{redirect: {status: 200, to: 'https://a.example'}}")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let stats = env.sim.request_stats();
+    assert_eq!(stats.tokens.count, 2);
+    assert_eq!(
+        stats.recent.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![308, 200]
+    );
+    assert_eq!(
+        env.http.delete(&fault_url).send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(env.secret_token(CLIENT, SECRET).await.status(), 200);
+
+    let from_scenario = Scenario::from_yaml(&format!(
+        "tokens: {{fault: {{answer: {{access_token: ''}}}}}}\n{}",
+        scenario_yaml()
+    ))
+    .expect("a token fault in the scenario");
+    assert!(from_scenario.tokens.fault.is_some());
 }

@@ -1,5 +1,6 @@
-//! Azure Resource Manager: the wire format of the list call and the client that pages through it.
+//! Azure Resource Manager: the wire format of the list call, the compact snapshot each page is
+//! reduced to, and the client that pages through it.
 
 pub mod client;
-pub mod json;
 pub mod model;
+pub mod snapshot;

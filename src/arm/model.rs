@@ -1,409 +1,580 @@
-//! The wire format of `VirtualMachineScaleSetVMs_List` with `$expand=instanceView`.
+//! The wire format of `VirtualMachineScaleSetVMs_List` with `$expand=instanceView`, and its
+//! reduction to the compact [`Instance`] as each page is read.
 //!
-//! Only the fields the health model reads are typed; everything else is skipped. Parsing is
-//! deliberately forgiving: Azure adds fields, older api-versions spell some differently, and a
-//! field of an unexpected type must cost us that field, never the whole poll.
+//! Only the fields the health model reads are typed; serde skips everything else. Parsing is
+//! forgiving per field: Azure adds fields, older api-versions spell some differently, and a
+//! field of an unexpected type must cost us that field, never the whole poll (every field goes
+//! through the one [`lenient`] reader). The page's skeleton is strict: a page whose `value` is
+//! missing or holds anything but objects is refused, because counting it as fewer instances
+//! would be a lie. So is a page that gives a key twice: ARM never does, and which of the two a
+//! reader believes is a guess.
 
-use super::json::{Kind, Reader, SyntaxError};
-use lenient::{Fields, int, list, object, object_or_default, string};
-use std::borrow::Cow;
+use super::snapshot::{
+    AppHealth, Failure, Instance, Model, Part, PowerState, Provisioning, View, VmAgent,
+};
+use lenient::{List, Object, Text, each, lenient};
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 
 mod lenient;
 
-/// One page of the list response. Its skeleton is strict: a page without a `value` list of
-/// objects is broken, and counting it as fewer instances would be a lie.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct VmListPage<'a> {
-    pub value: Vec<ScaleSetVm<'a>>,
-    pub next_link: Option<Cow<'a, str>>,
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Vm<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    instance_id: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    id: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    name: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    properties: Option<VmProperties<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    zones: List<Text<'a>>,
 }
 
-/// A VM of the scale set.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ScaleSetVm<'a> {
-    pub instance_id: Option<Cow<'a, str>>,
-    pub id: Option<Cow<'a, str>>,
-    pub name: Option<Cow<'a, str>>,
-    pub properties: VmProperties<'a>,
-}
-
-impl ScaleSetVm<'_> {
-    /// The instance ID as ARM reports it, else the last segment of the resource ID (the
-    /// minimal spec example has only `id`), else the name.
-    pub fn display_id(&self) -> &str {
-        if let Some(id) = self.instance_id.as_deref().filter(|s| !s.is_empty()) {
-            return id;
-        }
-        if let Some(last) = self
-            .id
-            .as_deref()
-            .and_then(|id| id.rsplit('/').find(|s| !s.is_empty()))
-        {
-            return last;
-        }
-        self.name.as_deref().unwrap_or("")
-    }
-}
-
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct VmProperties<'a> {
-    pub provisioning_state: Option<Cow<'a, str>>,
-    pub instance_view: Option<InstanceView<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct VmProperties<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    provisioning_state: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    instance_view: Option<InstanceView<'a>>,
     /// Set on Flexible scale sets from api-version 2025-11-01, which list no instance views.
-    pub virtual_machine_resource_id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    virtual_machine_resource_id: Option<Text<'a>>,
+    // The model view, absent under `$select=instanceView`.
+    #[serde(deserialize_with = "lenient")]
+    latest_model_applied: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    protection_policy: Option<ProtectionPolicy>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    time_created: Option<Text<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProtectionPolicy {
+    #[serde(deserialize_with = "lenient")]
+    protect_from_scale_in: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    protect_from_scale_set_actions: Option<bool>,
 }
 
 /// `VirtualMachineScaleSetVMInstanceView`.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct InstanceView<'a> {
-    pub platform_update_domain: Option<i32>,
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct InstanceView<'a> {
+    #[serde(deserialize_with = "lenient")]
+    platform_update_domain: Option<i32>,
     /// The 2017 api-version's spelling of `platformUpdateDomain`, sent as a string.
-    pub platform_upgrade_domain: Option<i32>,
-    pub platform_fault_domain: Option<i32>,
-    pub vm_agent: Option<VmAgent<'a>>,
-    pub disks: Vec<Disk<'a>>,
-    pub extensions: Vec<Extension<'a>>,
-    pub vm_health: Option<VmHealth<'a>>,
-    pub statuses: Vec<Status<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    platform_upgrade_domain: Option<i32>,
+    #[serde(deserialize_with = "lenient")]
+    platform_fault_domain: Option<i32>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    vm_agent: Option<VmAgentView<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    disks: List<Disk<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    extensions: List<Extension<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    vm_health: Option<VmHealth<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    statuses: List<Status<'a>>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct VmAgent<'a> {
-    pub statuses: Vec<Status<'a>>,
-    pub extension_handlers: Vec<ExtensionHandler<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct VmAgentView<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    statuses: List<Status<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    extension_handlers: List<ExtensionHandler<'a>>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ExtensionHandler<'a> {
-    pub kind: Option<Cow<'a, str>>,
-    pub status: Option<Status<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ExtensionHandler<'a> {
+    #[serde(borrow, rename = "type", deserialize_with = "lenient")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    status: Option<Status<'a>>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Disk<'a> {
-    pub name: Option<Cow<'a, str>>,
-    pub statuses: Vec<Status<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Disk<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    name: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    statuses: List<Status<'a>>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Extension<'a> {
-    pub name: Option<Cow<'a, str>>,
-    pub kind: Option<Cow<'a, str>>,
-    pub statuses: Vec<Status<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Extension<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    name: Option<Text<'a>>,
+    #[serde(borrow, rename = "type", deserialize_with = "lenient")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    statuses: List<Status<'a>>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct VmHealth<'a> {
-    pub status: Option<Status<'a>>,
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct VmHealth<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    status: Option<Status<'a>>,
 }
 
 /// `InstanceViewStatus`. `time` is not read: nothing in the health model depends on it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Status<'a> {
-    pub code: Option<Cow<'a, str>>,
-    pub level: Option<Cow<'a, str>>,
-    pub display_status: Option<Cow<'a, str>>,
-    pub message: Option<Cow<'a, str>>,
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Status<'a> {
+    #[serde(borrow, deserialize_with = "lenient")]
+    code: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    level: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    display_status: Option<Text<'a>>,
+    #[serde(borrow, deserialize_with = "lenient")]
+    message: Option<Text<'a>>,
 }
 
-impl InstanceView<'_> {
-    pub fn update_domain(&self) -> Option<i32> {
-        self.platform_update_domain.or(self.platform_upgrade_domain)
+/// One page, its VMs reduced as they are read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePage<'a> {
+    #[serde(deserialize_with = "reduce_each")]
+    value: Vec<Instance>,
+    #[serde(default, borrow, deserialize_with = "lenient")]
+    next_link: Option<Text<'a>>,
+}
+
+/// A list of VM objects, each reduced to an [`Instance`] as soon as it is read, so that no more
+/// than one VM's wire form is held at a time.
+fn reduce_each<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Instance>, D::Error> {
+    struct Each;
+    impl<'de> Visitor<'de> for Each {
+        type Value = Vec<Instance>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of VM objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Instance>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Object(vm)) = seq.next_element::<Object<Vm<'de>>>()? {
+                out.push(reduce(&vm));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Each)
+}
+
+/// One page of a list call, reduced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub instances: Vec<Instance>,
+    pub next_link: Option<String>,
+}
+
+/// Why a body is not a list page.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("response is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("invalid JSON: unexpected end of input at line {line} column {column}")]
+    Truncated { line: usize, column: usize },
+    #[error("invalid JSON: {0}")]
+    Syntax(serde_json::Error),
+    /// Valid JSON, but not a page: counting it as fewer instances would be a lie.
+    #[error("not a list page: {0}")]
+    NotAPage(serde_json::Error),
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Eof => Self::Truncated {
+                line: e.line(),
+                column: e.column(),
+            },
+            Category::Syntax | Category::Io => Self::Syntax(e),
+            Category::Data => Self::NotAPage(e),
+        }
+    }
+}
+
+/// Parses one page into compact instances. Unknown fields and values of unexpected types are
+/// skipped; strings are borrowed from `body` while reading and copied only into what is kept.
+pub fn parse_page(body: &[u8]) -> Result<Page, ParseError> {
+    // One bulk UTF-8 check up front, also of the strings serde skips, lets serde_json slice
+    // strings without checking each.
+    let text = std::str::from_utf8(body)?;
+    let Object(page) = serde_json::from_str::<Object<WirePage>>(text)?;
+    Ok(Page {
+        instances: page.value,
+        next_link: page.next_link.map(|l| l.0.into_owned()),
+    })
+}
+
+/// The instance ID as ARM reports it, else the last segment of the resource ID, else the name.
+fn display_id<'v>(vm: &'v Vm<'_>) -> &'v str {
+    if let Some(id) = vm.instance_id.as_deref().filter(|s| !s.is_empty()) {
+        return id;
+    }
+    if let Some(last) = vm
+        .id
+        .as_deref()
+        .and_then(|id| id.rsplit('/').find(|s| !s.is_empty()))
+    {
+        return last;
+    }
+    vm.name.as_deref().unwrap_or("")
+}
+
+fn reduce(vm: &Vm<'_>) -> Instance {
+    let properties = vm.properties.as_ref();
+    Instance {
+        id: display_id(vm).into(),
+        view: properties.and_then(|p| {
+            let view = p.instance_view.as_ref()?;
+            Some(reduce_view(view, p.provisioning_state.as_deref()))
+        }),
+        flexible_reference: properties.is_some_and(|p| p.virtual_machine_resource_id.is_some()),
+        model: model(vm),
+    }
+}
+
+/// The model view, when the item carries one: `latestModelApplied` (Uniform) or `timeCreated`
+/// (every VM from api-version 2021-11-01) says it was listed without `$select`. Zones and
+/// protection alone do not: an unzoned, unprotected instance has neither.
+fn model(vm: &Vm<'_>) -> Option<Box<Model>> {
+    let p = vm.properties.as_ref()?;
+    if p.latest_model_applied.is_none() && p.time_created.is_none() {
+        return None;
+    }
+    let protection = p.protection_policy.as_ref();
+    Some(Box::new(Model {
+        latest_model_applied: p.latest_model_applied,
+        protect_from_scale_in: protection.and_then(|p| p.protect_from_scale_in) == Some(true),
+        protect_from_scale_set_actions: protection.and_then(|p| p.protect_from_scale_set_actions)
+            == Some(true),
+        // A time that does not parse is no time: the grace period then counts as over.
+        time_created: p.time_created.as_deref().and_then(|t| t.parse().ok()),
+        zone: each(&vm.zones).next().map(|z| Box::from(&**z)),
+    }))
+}
+
+fn reduce_view(view: &InstanceView<'_>, provisioning_state: Option<&str>) -> View {
+    let power_state = each(&view.statuses)
+        .find_map(|s| code_suffix(s.code(), "PowerState/"))
+        .map_or(PowerState::Unknown, PowerState::from_code);
+    let app_health = view.vm_health.as_ref().map_or(AppHealth::NotReported, |h| {
+        let Some(status) = h.status.as_ref() else {
+            return AppHealth::Unknown;
+        };
+        let state = code_suffix(status.code(), "HealthState/").unwrap_or("");
+        if state.eq_ignore_ascii_case("healthy") {
+            AppHealth::Healthy
+        } else if state.eq_ignore_ascii_case("unhealthy") {
+            AppHealth::Unhealthy(describe(
+                status,
+                "the Application Health extension reports unhealthy",
+            ))
+        } else if state.eq_ignore_ascii_case("initializing") {
+            AppHealth::Initializing
+        } else {
+            AppHealth::Unknown
+        }
+    });
+
+    let mut failures = Vec::new();
+    for ext in each(&view.extensions) {
+        if let Some(status) = each(&ext.statuses).find(|s| s.is_failure()) {
+            let name = ext.name.as_deref().or(ext.kind.as_deref());
+            failures.push(Failure {
+                part: Part::Extension,
+                name: name.unwrap_or("(unnamed)").into(),
+                detail: describe(status, "failed"),
+            });
+        }
+    }
+    if let Some(agent) = &view.vm_agent {
+        for handler in each(&agent.extension_handlers) {
+            let Some(status) = handler.status.as_ref().filter(|s| s.is_failure()) else {
+                continue;
+            };
+            let kind = handler.kind.as_deref();
+            // A failed extension is reported by its own name, not again through its handler.
+            let already = each(&view.extensions).any(|e| {
+                kind.is_some()
+                    && e.kind.as_deref() == kind
+                    && each(&e.statuses).any(|s| s.is_failure())
+            });
+            if !already {
+                failures.push(Failure {
+                    part: Part::Extension,
+                    name: kind.unwrap_or("(unnamed)").into(),
+                    detail: describe(status, "handler failed"),
+                });
+            }
+        }
+    }
+    for disk in each(&view.disks) {
+        if let Some(status) = each(&disk.statuses).find(|s| s.is_failure()) {
+            failures.push(Failure {
+                part: Part::Disk,
+                name: disk.name.as_deref().unwrap_or("(unnamed)").into(),
+                detail: describe(status, "failed"),
+            });
+        }
+    }
+
+    View {
+        power_state,
+        fault_domain: view.platform_fault_domain,
+        update_domain: view.platform_update_domain.or(view.platform_upgrade_domain),
+        provisioning: provisioning(view, provisioning_state),
+        vm_agent: vm_agent(view),
+        app_health,
+        failures,
+    }
+}
+
+/// The instance view's `ProvisioningState/...` status is more detailed than
+/// `properties.provisioningState`, so it wins when present.
+fn provisioning(view: &InstanceView<'_>, from_properties: Option<&str>) -> Provisioning {
+    let from_view =
+        each(&view.statuses).find_map(|s| Some((code_suffix(s.code(), "ProvisioningState/")?, s)));
+    let (state, status) = match from_view {
+        Some((rest, s)) => (rest.split('/').next().unwrap_or(""), Some(s)),
+        None => match from_properties {
+            Some(state) => (state, None),
+            None => return Provisioning::Succeeded,
+        },
+    };
+    if state.eq_ignore_ascii_case("failed") {
+        return Provisioning::Failed(status.map_or_else(
+            || "ProvisioningState is Failed".into(),
+            |s| describe(s, "failed"),
+        ));
+    }
+    ["creating", "updating", "deleting", "migrating"]
+        .into_iter()
+        .find(|p| p.eq_ignore_ascii_case(state))
+        .map_or(Provisioning::Succeeded, Provisioning::InProgress)
+}
+
+fn vm_agent(view: &InstanceView<'_>) -> VmAgent {
+    let Some(agent) = &view.vm_agent else {
+        return VmAgent::Silent;
+    };
+    let ready = each(&agent.statuses).any(|s| {
+        code_suffix(s.code(), "ProvisioningState/")
+            .is_some_and(|r| r.eq_ignore_ascii_case("succeeded"))
+    });
+    if ready {
+        return VmAgent::Ready;
+    }
+    match each(&agent.statuses).next() {
+        Some(s) => VmAgent::NotReady(describe(s, "not ready")),
+        None => VmAgent::Silent,
     }
 }
 
 impl Status<'_> {
-    pub fn code(&self) -> &str {
+    fn code(&self) -> &str {
         self.code.as_deref().unwrap_or("")
     }
 
-    pub fn is_error_level(&self) -> bool {
+    /// A status reports a failure when its level is Error or its code is
+    /// `ProvisioningState/failed...`.
+    fn is_failure(&self) -> bool {
         self.level
             .as_deref()
             .is_some_and(|l| l.eq_ignore_ascii_case("error"))
+            || code_suffix(self.code(), "ProvisioningState/").is_some_and(|r| {
+                r.split('/')
+                    .next()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("failed"))
+            })
     }
 }
 
-/// Maps wire names to fields: each listed key is read into its field by the given lenient
-/// reader, and every other key is skipped.
-macro_rules! wire_fields {
-    ($($ty:ident { $($key:literal => $field:ident: $read:path),+ $(,)? })+) => {$(
-        impl<'a> Fields<'a> for $ty<'a> {
-            fn field(&mut self, key: &[u8], r: &mut Reader<'a>) -> lenient::Result<()> {
-                match key {
-                    $($key => self.$field = $read(r)?,)+
-                    _ => r.skip()?,
-                }
-                Ok(())
-            }
-        }
-    )+};
+/// The part of `code` after `prefix`, compared case-insensitively.
+fn code_suffix<'a>(code: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = code.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &code[prefix.len()..])
 }
 
-wire_fields! {
-    ScaleSetVm {
-        b"instanceId" => instance_id: string,
-        b"id" => id: string,
-        b"name" => name: string,
-        b"properties" => properties: object_or_default,
+/// The most telling words of a status: its message, else its display status, else its code.
+fn describe(status: &Status<'_>, fallback: &str) -> Box<str> {
+    fn words<'t>(t: &'t Option<Text<'_>>) -> Option<&'t str> {
+        t.as_deref().map(str::trim).filter(|m| !m.is_empty())
     }
-    VmProperties {
-        b"provisioningState" => provisioning_state: string,
-        b"instanceView" => instance_view: object,
-        b"virtualMachineResourceId" => virtual_machine_resource_id: string,
-    }
-    InstanceView {
-        b"platformUpdateDomain" => platform_update_domain: int,
-        b"platformUpgradeDomain" => platform_upgrade_domain: int,
-        b"platformFaultDomain" => platform_fault_domain: int,
-        b"vmAgent" => vm_agent: object,
-        b"disks" => disks: list,
-        b"extensions" => extensions: list,
-        b"vmHealth" => vm_health: object,
-        b"statuses" => statuses: list,
-    }
-    VmAgent {
-        b"statuses" => statuses: list,
-        b"extensionHandlers" => extension_handlers: list,
-    }
-    ExtensionHandler {
-        b"type" => kind: string,
-        b"status" => status: object,
-    }
-    Disk {
-        b"name" => name: string,
-        b"statuses" => statuses: list,
-    }
-    Extension {
-        b"name" => name: string,
-        b"type" => kind: string,
-        b"statuses" => statuses: list,
-    }
-    VmHealth {
-        b"status" => status: object,
-    }
-    Status {
-        b"code" => code: string,
-        b"level" => level: string,
-        b"displayStatus" => display_status: string,
-        b"message" => message: string,
-    }
-}
-
-/// Why a body is not a list page.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("response is not UTF-8: {0}")]
-    NotUtf8(#[from] std::str::Utf8Error),
-    #[error("invalid JSON: {0}")]
-    Syntax(#[from] SyntaxError),
-    /// Valid JSON, but not a page: counting it as fewer instances would be a lie.
-    #[error("not a list page: {0}")]
-    NotAPage(&'static str),
-}
-
-/// Reads one page's skeleton, handing each VM to `vm` as it is read, or checking and skipping
-/// the VMs when there is no `vm`. Returns the page's `nextLink`.
-fn read_page<'a>(
-    body: &'a [u8],
-    mut vm: Option<&mut dyn FnMut(ScaleSetVm<'a>)>,
-) -> Result<Option<Cow<'a, str>>, ParseError> {
-    // One bulk UTF-8 check up front lets the reader slice strings without checking each.
-    let mut r = Reader::new(std::str::from_utf8(body)?);
-    if r.peek()? != Kind::Object {
-        return Err(ParseError::NotAPage("the body is not an object"));
-    }
-    let mut next_link = None;
-    let mut seen_value = false;
-    let mut shape = Ok(());
-    r.object(|r, key| {
-        match key {
-            b"value" if r.peek()? == Kind::Array => {
-                seen_value = true;
-                r.array(|r| {
-                    if r.peek()? != Kind::Object {
-                        shape = Err(ParseError::NotAPage(
-                            "`value` holds something not a VM object",
-                        ));
-                        return r.skip();
-                    }
-                    match vm.as_mut() {
-                        Some(f) => f(lenient::read_object(r)?),
-                        None => r.skip()?,
-                    }
-                    Ok(())
-                })?;
-            }
-            b"value" => {
-                shape = Err(ParseError::NotAPage("`value` is not a list"));
-                r.skip()?;
-            }
-            b"nextLink" => next_link = string(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })?;
-    r.end()?;
-    shape?;
-    if !seen_value {
-        return Err(ParseError::NotAPage("no `value` list"));
-    }
-    Ok(next_link)
-}
-
-/// Parses one page. Unknown fields and values of unexpected types are skipped. Strings borrow
-/// from `body` where they can, which makes parsing several times cheaper than owning them.
-pub fn parse_page(body: &[u8]) -> Result<VmListPage<'_>, ParseError> {
-    let mut value = Vec::new();
-    let next_link = read_page(body, Some(&mut |vm| value.push(vm)))?;
-    Ok(VmListPage { value, next_link })
-}
-
-/// Calls `f` with every VM of one page as it is parsed, in order.
-pub fn for_each_vm<'a>(
-    body: &'a [u8],
-    mut f: impl FnMut(ScaleSetVm<'a>),
-) -> Result<(), ParseError> {
-    read_page(body, Some(&mut f)).map(drop)
-}
-
-/// Checks that `body` is a list page (JSON with a `value` list of VM objects) and returns its
-/// `nextLink`. The VMs are only passed over, which makes this the cheap check to run as each
-/// page arrives.
-pub fn check_page(body: &[u8]) -> Result<Option<Cow<'_, str>>, ParseError> {
-    read_page(body, None)
-}
-
-/// The raw bodies of every page of one list call, checked to be JSON. Kept raw so that each
-/// watch sharing the fetch parses them with borrowed strings.
-#[derive(Default, Clone, PartialEq)]
-pub struct ListPages {
-    pages: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for ListPages {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ListPages({} pages, {} bytes)",
-            self.pages.len(),
-            self.bytes()
-        )
-    }
-}
-
-impl ListPages {
-    pub fn new(pages: Vec<Vec<u8>>) -> Self {
-        Self { pages }
-    }
-
-    /// Calls `f` with every VM of every page, parsing as it goes: no more than one VM is held
-    /// at a time.
-    pub fn for_each_vm(&self, mut f: impl FnMut(ScaleSetVm<'_>)) -> Result<(), ParseError> {
-        for body in &self.pages {
-            for_each_vm(body, &mut f)?;
-        }
-        Ok(())
-    }
-
-    /// Every VM of every page.
-    pub fn vms(&self) -> Result<Vec<ScaleSetVm<'_>>, ParseError> {
-        let mut vms = Vec::new();
-        for body in &self.pages {
-            vms.extend(parse_page(body)?.value);
-        }
-        Ok(vms)
-    }
-
-    /// Whether these pages came from a Flexible scale set's VM list, which names each VM's
-    /// resource instead of carrying its instance view. Such a list is so throughout, so the
-    /// first page tells, and a Uniform set's pages are not all parsed twice per fetch.
-    pub fn lists_flexible_references(&self) -> Result<bool, ParseError> {
-        let Some(first) = self.pages.first() else {
-            return Ok(false);
-        };
-        let mut flexible = false;
-        for_each_vm(first, |vm| {
-            flexible |= vm.properties.instance_view.is_none()
-                && vm.properties.virtual_machine_resource_id.is_some();
-        })?;
-        Ok(flexible)
-    }
-
-    fn bytes(&self) -> usize {
-        self.pages.iter().map(Vec::len).sum()
-    }
+    words(&status.message)
+        .or_else(|| words(&status.display_status))
+        .or(status.code.as_deref())
+        .unwrap_or(fallback)
+        .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
-    fn only_vm(body: &str) -> ScaleSetVm<'_> {
-        let mut page = parse_page(body.as_bytes()).expect("parses");
-        assert_eq!(page.value.len(), 1, "{body}");
-        page.value.remove(0)
+    /// One VM's wire form, as the page reader reads it.
+    fn wire(vm: &str) -> Vm<'_> {
+        serde_json::from_str::<Object<Vm>>(vm).expect("reads").0
     }
 
     #[test]
-    fn keys_are_matched_after_unescaping_and_the_last_of_two_wins() {
-        let vm = only_vm(
-            r#"{"value": [{"instance\u0049d": "7", "name": "a", "name": "b\u00e9",
-                "properties": {"instanceView": {"platformFaultDomain": 1, "platformFaultDomain": 2}}}]}"#,
-        );
+    fn keys_are_matched_after_unescaping_and_a_key_given_twice_refuses_the_page() {
+        let vm = wire(r#"{"instance\u0049d": "7", "name": "b\u00e9"}"#);
         assert_eq!(vm.instance_id.as_deref(), Some("7"));
         assert_eq!(vm.name.as_deref(), Some("bé"));
-        let view = vm.properties.instance_view.expect("view");
-        assert_eq!(view.platform_fault_domain, Some(2));
+        for twice in [
+            r#"{"value": [{"instanceId": "7", "name": "a", "name": "b"}]}"#,
+            r#"{"value": [{"instanceId": "7", "properties": {"instanceView":
+                {"platformFaultDomain": 1, "platformFaultDomain": 2}}}]}"#,
+            r#"{"value": [], "value": [{"instanceId": "7"}]}"#,
+        ] {
+            let err = parse_page(twice.as_bytes()).expect_err(twice);
+            assert!(err.to_string().contains("duplicate field"), "{err}");
+        }
+        // Keys nobody reads may repeat: they are skipped unread.
+        assert!(parse_page(br#"{"value": [{"etag": 1, "etag": 2}], "x": 1, "x": 2}"#).is_ok());
     }
 
     #[test]
     fn scalars_of_other_types_read_as_written_or_absent() {
-        let vm = only_vm(
-            r#"{"value": [{"instanceId": 12, "name": true, "id": null, "properties": {
+        let vm = wire(
+            r#"{"instanceId": 12, "name": true, "id": null, "properties": {
                 "provisioningState": ["Succeeded"],
                 "instanceView": {"platformUpdateDomain": "3", "platformFaultDomain": 1.5,
                     "platformUpgradeDomain": 99999999999, "statuses": {"code": "x"},
-                    "disks": [1, {"name": 2}, "x"]}}}]}"#,
+                    "disks": [1, {"name": 2}, "x"], "vmAgent": [{"statuses": []}]}}}"#,
         );
         assert_eq!(vm.instance_id.as_deref(), Some("12"));
         assert_eq!(vm.name.as_deref(), Some("true"));
-        assert_eq!(vm.id, None);
-        assert_eq!(vm.properties.provisioning_state, None);
-        let view = vm.properties.instance_view.expect("view");
+        assert!(vm.id.is_none());
+        let properties = vm.properties.as_ref().expect("properties");
+        assert!(properties.provisioning_state.is_none());
+        let view = properties.instance_view.as_ref().expect("view");
         assert_eq!(view.platform_update_domain, Some(3));
         assert_eq!(view.platform_fault_domain, None, "a fraction is no domain");
         assert_eq!(view.platform_upgrade_domain, None, "beyond i32");
-        assert!(view.statuses.is_empty());
-        assert_eq!(view.disks.len(), 1);
-        assert_eq!(view.disks[0].name.as_deref(), Some("2"));
+        assert!(view.statuses.is_none());
+        let disks: Vec<_> = each(&view.disks).collect();
+        assert_eq!(disks.len(), 1);
+        assert_eq!(disks[0].name.as_deref(), Some("2"));
+        assert!(view.vm_agent.is_none(), "a list is no object");
     }
 
     #[test]
-    fn the_fetch_time_check_finds_the_link_and_refuses_what_parsing_would() {
+    fn strings_borrow_from_the_page_unless_escaped() {
+        let vm = wire(r#"{"instanceId": "7", "name": "a\"b"}"#);
+        assert!(matches!(vm.instance_id.expect("id").0, Cow::Borrowed("7")));
+        assert!(matches!(vm.name.expect("name").0, Cow::Owned(n) if n == "a\"b"));
+    }
+
+    #[test]
+    fn a_page_finds_its_link_and_a_broken_one_is_refused() {
         let page = r#"{"value": [{"instanceId": "0"}], "nextLink": "https://arm/next"}"#;
+        let read = parse_page(page.as_bytes()).expect("valid");
+        assert_eq!(read.next_link.as_deref(), Some("https://arm/next"));
+        assert_eq!(read.instances.len(), 1);
         assert_eq!(
-            check_page(page.as_bytes()).expect("valid").as_deref(),
-            Some("https://arm/next")
+            parse_page(br#"{"value": []}"#).expect("valid").next_link,
+            None
         );
-        assert_eq!(check_page(br#"{"value": []}"#).expect("valid"), None);
         for broken in [
             &br#"{"value": [{"instanceId": "0"}], "nextLink": "x""#[..],
             br#"{"value": [1]}"#,
             br#"{"nextLink": "x"}"#,
+            br#"[[{"instanceId": "0"}]]"#,
+            br#"{"value": [{"instanceId": "0"}]} {}"#,
             b"{\"value\": [{\"name\": \"\xff\"}]}",
+            b"{\"value\": [{\"unread\": \"\xff\"}]}",
         ] {
-            assert_eq!(
-                check_page(broken).is_err(),
+            assert!(
                 parse_page(broken).is_err(),
                 "{}",
                 String::from_utf8_lossy(broken)
             );
-            assert!(
-                check_page(broken).is_err(),
-                "{}",
-                String::from_utf8_lossy(broken)
-            );
+        }
+    }
+
+    #[test]
+    fn errors_say_whether_the_json_or_the_page_is_broken() {
+        let err = |body: &[u8]| parse_page(body).expect_err("broken").to_string();
+        assert!(
+            err(br#"{"value": [{"instanceId": "0"}"#)
+                .starts_with("invalid JSON: unexpected end of input")
+        );
+        assert!(err(br#"{"value": [,]}"#).starts_with("invalid JSON: "));
+        assert!(err(br#"{"value": 1}"#).starts_with("not a list page: "));
+        assert!(err(b"{\"value\": [\xff]}").starts_with("response is not UTF-8"));
+    }
+
+    #[test]
+    fn the_model_view_is_read_when_listed_and_odd_values_cost_only_themselves() {
+        let read = |vm: &str| {
+            let page = format!(r#"{{"value": [{vm}]}}"#);
+            parse_page(page.as_bytes())
+                .expect("parses")
+                .instances
+                .remove(0)
+        };
+        let full = read(
+            r#"{"instanceId": "0", "zones": ["2"], "properties": {"latestModelApplied": false,
+                "timeCreated": "2021-06-27T01:02:38.3138469+00:00",
+                "protectionPolicy": {"protectFromScaleIn": true}}}"#,
+        );
+        let model = full.model.expect("model view");
+        assert_eq!(model.latest_model_applied, Some(false));
+        assert!(model.protect_from_scale_in && !model.protect_from_scale_set_actions);
+        assert_eq!(model.zone.as_deref(), Some("2"));
+        assert_eq!(
+            model.time_created,
+            Some("2021-06-27T01:02:38.3138469Z".parse().expect("time"))
+        );
+        // Trimmed by $select: no model view at all, whatever else the item has.
+        assert!(
+            read(r#"{"instanceId": "0", "zones": ["1"], "properties": {}}"#)
+                .model
+                .is_none()
+        );
+        // Values of other types are absent, never a failed page or a guess.
+        let odd = read(
+            r#"{"instanceId": "0", "zones": "1", "properties": {"latestModelApplied": "false",
+                "timeCreated": "yesterday", "protectionPolicy": [true]}}"#,
+        );
+        let model = odd.model.expect("timeCreated was sent, if unreadable");
+        assert_eq!(model.latest_model_applied, None);
+        assert_eq!(model.time_created, None);
+        assert_eq!(model.zone, None);
+        assert!(!model.protect_from_scale_in);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_or_skipped_never_a_crash() {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let deep =
+                |inner: &str| format!("{}{inner}{}", open.repeat(100_000), close.repeat(100_000));
+            for at in ["instanceView", "statuses", "unread"] {
+                let body = format!(
+                    r#"{{"value": [{{"properties": {{"instanceView": {{"{at}": {}}}}}}}]}}"#,
+                    deep("1")
+                );
+                let _ = parse_page(body.as_bytes());
+            }
         }
     }
 }

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::render::{self, Select, Shape};
-use super::scenario::{FaultKind, MAX_TIMEOUT_SECONDS, OrchestrationMode};
+use super::scenario::{
+    FaultKind, MAX_TIMEOUT_SECONDS, OrchestrationMode, RedirectFault, ThrottleScope,
+};
 use super::server::App;
 use super::state::{RequestKind, ScaleSetState, SimState, World, lock, random_uuid};
 use super::tokens::{BearerCheck, check_bearer, object_id};
@@ -192,7 +194,7 @@ enum Plan {
 }
 
 /// Opaque to clients; says where the next page starts.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SkipToken {
     #[serde(rename = "a")]
     after: String,
@@ -652,16 +654,12 @@ impl Ctx<'_> {
                 let wait = (1.0 / f64::from(world.rate_limits.subscription_reads_per_second.max(1)))
                     .ceil()
                     .max(1.0) as u64;
-                Err(Reply::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "SubscriptionRequestsThrottled",
-                    &format!(
-                        "Number of 'read' requests for subscription '{sub}' actor '{}' exceeded. Please try again after '{wait}' seconds after the additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
-                        caller.object_id
-                    ),
-                )
-                .header("retry-after", wait.to_string())
-                .header("x-ms-ratelimit-remaining-subscription-reads", "0"))
+                Err(subscription_throttled(
+                    sub,
+                    &caller.object_id,
+                    wait,
+                    wait.to_string(),
+                ))
             }
         }
     }
@@ -722,7 +720,12 @@ impl Ctx<'_> {
             let wait = ss.three_minute_window_frees_in(now).as_secs().max(1);
             let policy = if r3 == 0 { policies.0 } else { policies.1 };
             self.state().record_fault(&ss.key(), true);
-            return Plan::Now(throttled(policy, wait, policies, (r3, r30)));
+            return Plan::Now(throttled(
+                policy,
+                (wait, wait.to_string()),
+                policies,
+                (r3, r30),
+            ));
         }
         let (r3, r30) = ss.count_read(now, &limits);
 
@@ -751,6 +754,7 @@ impl Ctx<'_> {
         }
         let items: Vec<Value> = keys
             .iter()
+            .chain(&duplicate(&fault, &keys, &after))
             .filter_map(|k| ss.instances.get(k))
             .map(|rec| {
                 if flexible {
@@ -765,7 +769,7 @@ impl Ctx<'_> {
             "Microsoft.Compute/{};{r3},Microsoft.Compute/{};{r30}",
             policies.0, policies.1
         );
-        self.answer_listing(body, fault, sub, policies, (r3, r30))
+        self.answer_listing(body, fault, (sub, &caller.object_id), policies, (r3, r30))
             .map_reply(|r| {
                 r.header(
                     "x-ms-ratelimit-remaining-subscription-reads",
@@ -812,7 +816,7 @@ impl Ctx<'_> {
         let body = render::scale_set(ss);
         let plan = match fault {
             None => Plan::Now(Reply::json(StatusCode::OK, &body)),
-            Some(f) => apply_to_body(f, body, sub, policies, (0, 0)),
+            Some(f) => apply_to_body(f, body, (sub, &caller.object_id), policies, (0, 0)),
         };
         plan.map_reply(|r| {
             r.header(
@@ -923,7 +927,12 @@ impl Ctx<'_> {
                     let wait = ss.three_minute_window_frees_in(now).as_secs().max(1);
                     self.state().record_fault(&ss.key(), true);
                     let policy = if r3 == 0 { policies.0 } else { policies.1 };
-                    return Plan::Now(throttled(policy, wait, policies, (r3, r30)));
+                    return Plan::Now(throttled(
+                        policy,
+                        (wait, wait.to_string()),
+                        policies,
+                        (r3, r30),
+                    ));
                 }
                 let budget = ss.count_read(now, &limits);
                 let entries = ss.instances.keys().cloned();
@@ -935,6 +944,7 @@ impl Ctx<'_> {
                 }
                 let items = keys
                     .iter()
+                    .chain(&duplicate(&fault, &keys, &after))
                     .filter_map(|k| ss.instances.get(k))
                     .map(|rec| render::flex_vm(ss, rec, expand))
                     .collect();
@@ -972,7 +982,7 @@ impl Ctx<'_> {
             "Microsoft.Compute/{};{},Microsoft.Compute/{};{}",
             policies.0, budget.0, policies.1, budget.1
         );
-        self.answer_listing(body, fault, sub, policies, budget)
+        self.answer_listing(body, fault, (sub, &caller.object_id), policies, budget)
             .map_reply(|r| {
                 r.header(
                     "x-ms-ratelimit-remaining-subscription-reads",
@@ -1065,20 +1075,41 @@ impl Ctx<'_> {
         &self,
         listing: Listing,
         fault: Option<Applied>,
-        sub: &str,
+        who: (&str, &str),
         policies: (&str, &str),
         budget: (u32, u32),
     ) -> Plan {
         let mut next = listing.next.as_ref().map(|t| self.link(&self.base, t));
+        // A link even from the last page, where the fault needs one.
+        let forced = || {
+            listing.next.clone().unwrap_or(SkipToken {
+                after: listing.last.clone(),
+                page: listing.number.saturating_add(1),
+                nonce: rand::random(),
+            })
+        };
         let fault = match fault {
             Some(Applied::ForeignNextLink(host)) => {
-                let token = listing.next.unwrap_or(SkipToken {
-                    after: listing.last.clone(),
-                    page: listing.number + 1,
-                    nonce: rand::random(),
-                });
-                next = Some(self.link(&format!("https://{host}"), &token));
+                next = Some(self.link(&format!("https://{host}"), &forced()));
                 None
+            }
+            Some(Applied::NextLinkUserinfo(userinfo)) => {
+                let host = self.base.strip_prefix("https://").unwrap_or(&self.base);
+                next = Some(self.link(&format!("https://{userinfo}@{host}"), &forced()));
+                None
+            }
+            Some(Applied::EndlessPages) => {
+                next = Some(self.link(&self.base, &forced()));
+                None
+            }
+            Some(Applied::Redirect(r)) => {
+                let location = r.location(&format!("{}?{}", self.path, self.query.raw));
+                return Plan::Now(Reply {
+                    status: StatusCode::from_u16(r.status)
+                        .unwrap_or(StatusCode::TEMPORARY_REDIRECT),
+                    body: Vec::new(),
+                    headers: vec![("location", location)],
+                });
             }
             Some(Applied::NextLinkLoop { exact: true }) => {
                 next = Some(format!(
@@ -1106,7 +1137,7 @@ impl Ctx<'_> {
         }
         match fault {
             None => Plan::Now(Reply::json(StatusCode::OK, &body)),
-            Some(f) => apply_to_body(f, body, sub, policies, budget),
+            Some(f) => apply_to_body(f, body, who, policies, budget),
         }
     }
 }
@@ -1128,7 +1159,7 @@ impl Listing {
             items,
             next: more.then(|| SkipToken {
                 after: last.clone(),
-                page: number + 1,
+                page: number.saturating_add(1),
                 nonce: rand::random(),
             }),
             last,
@@ -1141,6 +1172,18 @@ impl Listing {
 struct PageInfo {
     number: u32,
     more: bool,
+}
+
+/// The key a `duplicateInstance` fault serves again on this page: the last
+/// one of the page before, or on page 1 the page's own first.
+fn duplicate(fault: &Option<Applied>, keys: &[String], after: &str) -> Option<String> {
+    if !matches!(fault, Some(Applied::DuplicateInstance)) {
+        return None;
+    }
+    Some(after)
+        .filter(|a| !a.is_empty())
+        .or(keys.first().map(String::as_str))
+        .map(str::to_owned)
 }
 
 fn take_page(
@@ -1159,7 +1202,10 @@ fn take_page(
 enum Applied {
     Throttle {
         retry_after: u64,
+        /// Sent instead of `retry_after` when set.
+        header: Option<String>,
         policy: String,
+        scope: ThrottleScope,
     },
     ServerError {
         status: u16,
@@ -1173,6 +1219,10 @@ enum Applied {
         exact: bool,
     },
     Oversized(u32),
+    Redirect(RedirectFault),
+    NextLinkUserinfo(String),
+    EndlessPages,
+    DuplicateInstance,
 }
 
 /// The first armed fault that matches this request, its count spent; a
@@ -1184,7 +1234,9 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             return Some(Applied::Throttle {
                 retry_after: secs.max(1),
+                header: None,
                 policy: w.policy.clone(),
+                scope: ThrottleScope::ScaleSet,
             });
         }
         ss.throttled = None;
@@ -1193,13 +1245,19 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         if f.count == Some(0) {
             return false;
         }
-        let is_link_fault = matches!(
+        // Faults that only a listing can show.
+        let listing_only = matches!(
             f.kind,
-            FaultKind::ForeignNextLink(_) | FaultKind::NextLinkLoop(_)
+            FaultKind::ForeignNextLink(_)
+                | FaultKind::NextLinkLoop(_)
+                | FaultKind::NextLinkUserinfo(_)
+                | FaultKind::EndlessPages(_)
+                | FaultKind::Redirect(_)
+                | FaultKind::DuplicateInstance(_)
         );
         match (page, f.page) {
             (None, Some(_)) => false,
-            (None, None) => !is_link_fault,
+            (None, None) => !listing_only,
             (Some(p), Some(want)) => p.number == want,
             // A loop needs a page to loop from: page 2 onwards, or page 1
             // when the listing has only one.
@@ -1212,13 +1270,22 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
     let fault = &mut ss.faults[index];
     let applied = match &fault.kind {
         FaultKind::Throttle(t) => {
-            ss.throttled = Some(super::state::ThrottleWindow {
-                until: now + Duration::from_secs(t.retry_after_seconds),
-                policy: t.policy.clone(),
-            });
+            if t.scope == ThrottleScope::ScaleSet {
+                // Retry-After may be anything up to u64::MAX: the window ends within a
+                // year, while the header still says what the fault asked.
+                let window = Duration::from_secs(t.retry_after_seconds.min(365 * 86_400));
+                ss.throttled = now
+                    .checked_add(window)
+                    .map(|until| super::state::ThrottleWindow {
+                        until,
+                        policy: t.policy.clone(),
+                    });
+            }
             Applied::Throttle {
                 retry_after: t.retry_after_seconds,
+                header: t.retry_after_header.clone(),
                 policy: t.policy.clone(),
+                scope: t.scope,
             }
         }
         FaultKind::ServerError(e) => Applied::ServerError {
@@ -1231,6 +1298,10 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
         FaultKind::ForeignNextLink(f) => Applied::ForeignNextLink(f.host.clone()),
         FaultKind::NextLinkLoop(l) => Applied::NextLinkLoop { exact: l.exact },
         FaultKind::OversizedBody(o) => Applied::Oversized(o.megabytes),
+        FaultKind::Redirect(r) => Applied::Redirect(r.clone()),
+        FaultKind::NextLinkUserinfo(u) => Applied::NextLinkUserinfo(u.userinfo.clone()),
+        FaultKind::EndlessPages(_) => Applied::EndlessPages,
+        FaultKind::DuplicateInstance(_) => Applied::DuplicateInstance,
     };
     if let Some(c) = &mut fault.count {
         *c -= 1;
@@ -1243,12 +1314,17 @@ fn pick_fault(ss: &mut ScaleSetState, page: Option<PageInfo>, now: Instant) -> O
 
 /// Compute's 429: `OperationNotAllowed` with the throttling policy in the
 /// details and at 0 in `x-ms-ratelimit-remaining-resource`.
-fn throttled(policy: &str, retry_after: u64, policies: (&str, &str), budget: (u32, u32)) -> Reply {
+fn throttled(
+    policy: &str,
+    (retry_after, header): (u64, String),
+    policies: (&str, &str),
+    budget: (u32, u32),
+) -> Reply {
     let now = jiff::Timestamp::now();
     let detail = json!({
         "operationGroup": policy,
         "startTime": now.to_string(),
-        "endTime": now.checked_add(jiff::SignedDuration::from_secs(retry_after as i64)).unwrap_or(now).to_string(),
+        "endTime": i64::try_from(retry_after).ok().and_then(|s| now.checked_add(jiff::SignedDuration::from_secs(s)).ok()).unwrap_or(now).to_string(),
         "allowedRequestCount": 0,
         "measuredRequestCount": 1,
     });
@@ -1266,28 +1342,56 @@ fn throttled(policy: &str, retry_after: u64, policies: (&str, &str), budget: (u3
         Some(e) => e.1 = 0,
         None => entries.insert(0, (policy, 0)),
     }
-    let header: Vec<String> = entries
+    let entries_header: Vec<String> = entries
         .iter()
         .map(|(p, n)| format!("Microsoft.Compute/{p};{n}"))
         .collect();
     Reply::json(StatusCode::TOO_MANY_REQUESTS, &body)
-        .header("retry-after", retry_after.to_string())
-        .header("x-ms-ratelimit-remaining-resource", header.join(","))
+        .header("retry-after", header)
+        .header(
+            "x-ms-ratelimit-remaining-resource",
+            entries_header.join(","),
+        )
+}
+
+/// ARM's own 429 for a principal that spent the subscription's read budget.
+fn subscription_throttled(sub: &str, actor: &str, wait: u64, header: String) -> Reply {
+    Reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "SubscriptionRequestsThrottled",
+        &format!(
+            "Number of 'read' requests for subscription '{sub}' actor '{actor}' exceeded. Please try again after '{wait}' seconds after the additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information."
+        ),
+    )
+    .header("retry-after", header)
+    .header("x-ms-ratelimit-remaining-subscription-reads", "0")
 }
 
 /// Applies a status or body fault to an answer that would have been `body`.
 fn apply_to_body(
     f: Applied,
     body: Value,
-    sub: &str,
+    (sub, actor): (&str, &str),
     policies: (&str, &str),
     budget: (u32, u32),
 ) -> Plan {
     match f {
         Applied::Throttle {
             retry_after,
+            header,
             policy,
-        } => Plan::Now(throttled(&policy, retry_after, policies, budget)),
+            scope,
+        } => {
+            let header = header.unwrap_or_else(|| retry_after.to_string());
+            Plan::Now(match scope {
+                ThrottleScope::ScaleSet => {
+                    throttled(&policy, (retry_after, header), policies, budget)
+                }
+                ThrottleScope::Subscription => {
+                    subscription_throttled(sub, actor, retry_after, header)
+                }
+            })
+        }
         Applied::ServerError {
             status,
             retry_after,
@@ -1340,9 +1444,12 @@ fn apply_to_body(
             })
         }
         Applied::Oversized(mb) => {
+            // The padding is spliced into the serialized page rather than serialized itself:
+            // escaping tens of MiB char by char takes seconds in a debug build, longer than
+            // the clients under test wait for an answer's headers.
+            const MARKER: &str = "__simulator_padding__";
             let mut body = body;
-            let padding = "x".repeat(mb as usize * 1024 * 1024);
-            let status = json!({"code": "OSState/Padding", "level": "Info", "displayStatus": "Padding", "message": padding});
+            let status = json!({"code": "OSState/Padding", "level": "Info", "displayStatus": "Padding", "message": MARKER});
             match body
                 .pointer_mut("/value/0/properties/instanceView/statuses")
                 .and_then(Value::as_array_mut)
@@ -1350,12 +1457,29 @@ fn apply_to_body(
                 Some(statuses) => statuses.push(status),
                 None => body["padding"] = status,
             }
-            Plan::Now(Reply::json(StatusCode::OK, &body))
+            let page = to_bytes(&body);
+            let padding = mb as usize * 1024 * 1024;
+            let at = page
+                .windows(MARKER.len())
+                .position(|w| w == MARKER.as_bytes())
+                .unwrap_or(page.len());
+            let mut bytes = Vec::with_capacity(page.len() + padding);
+            bytes.extend_from_slice(&page[..at]);
+            bytes.resize(bytes.len() + padding, b'x');
+            bytes.extend_from_slice(page.get(at + MARKER.len()..).unwrap_or_default());
+            Plan::Now(Reply {
+                status: StatusCode::OK,
+                body: bytes,
+                headers: Vec::new(),
+            })
         }
         // Link faults are applied by the listing itself.
-        Applied::ForeignNextLink(_) | Applied::NextLinkLoop { .. } => {
-            Plan::Now(Reply::json(StatusCode::OK, &body))
-        }
+        Applied::ForeignNextLink(_)
+        | Applied::NextLinkLoop { .. }
+        | Applied::NextLinkUserinfo(_)
+        | Applied::EndlessPages
+        | Applied::Redirect(_)
+        | Applied::DuplicateInstance => Plan::Now(Reply::json(StatusCode::OK, &body)),
     }
 }
 

@@ -14,8 +14,12 @@
 //!   - `GET /_sim/healthz`;
 //!   - `GET /_sim/requests` ([`RequestStats`]), `POST /_sim/requests/reset`;
 //!   - `POST /_sim/tokens/expire`: every token issued so far expires;
-//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503, body: entra|html}`
-//!     (429 or 5xx) every token request fails so until the outage is deleted;
+//!   - `PUT|DELETE /_sim/tokens/outage`: with `{status: 503, body: entra|html,
+//!     retryAfter?}` (429 or 5xx) every token request fails so until the outage
+//!     is deleted;
+//!   - `PUT|DELETE /_sim/tokens/fault`: with `{redirect: {status: 307, to: URL}}`
+//!     or `{answer: {...}}` every token request is redirected, or answered 200
+//!     with that body, until the fault is deleted;
 //!   - `GET /_sim/scalesets/{sub}/{rg}/{vmss}`: instances and armed faults;
 //!   - `PUT|PATCH|DELETE /_sim/scalesets/{sub}/{rg}/{vmss}/instances/{id}`:
 //!     replace (or add), change some fields of, or remove an instance;
@@ -53,7 +57,8 @@ use tokio::task::JoinHandle;
 
 pub use arm::SUPPORTED_API_VERSIONS;
 pub use scenario::{
-    Fault, FaultKind, InstanceSpec, OutageBody, Scenario, ScenarioError, TokenOutage,
+    Fault, FaultKind, InstanceSpec, OutageBody, RedirectFault, Scenario, ScenarioError, TokenFault,
+    TokenFaultKind, TokenOutage,
 };
 pub use state::{
     Counter, RequestRecord, RequestStats, ScaleSetCounters, ScaleSetRef, SimState, StateError,
@@ -110,7 +115,7 @@ impl Simulator {
         // reqwest (JWKS fetches) is built without a default crypto
         // provider; an Err only means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let material = tls::generate()?;
+        let material = tls::generate(bind.ip())?;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| SimulatorError::Bind { addr: bind, source })?;
@@ -213,6 +218,11 @@ impl SimulatorHandle {
     /// Starts or ends (`None`) an outage of the token endpoint.
     pub fn set_token_outage(&self, outage: Option<TokenOutage>) -> Result<(), StateError> {
         self.state.set_token_outage(outage)
+    }
+
+    /// Starts or ends (`None`) a fault of the token endpoint.
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) -> Result<(), StateError> {
+        self.state.set_token_fault(fault)
     }
 
     /// Stops accepting, gives open requests a moment, and waits for the

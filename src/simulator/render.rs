@@ -45,6 +45,9 @@ pub(crate) struct Instance {
     pub update_domain: u32,
     pub zone: Option<String>,
     pub latest_model_applied: bool,
+    pub protect_from_scale_in: bool,
+    pub protect_from_scale_set_actions: bool,
+    pub time_created: String,
     pub computer_name: String,
     pub os_name: String,
     pub os_version: String,
@@ -131,6 +134,11 @@ pub(crate) fn resolve(ss: &ScaleSetState, rec: &InstanceRecord) -> Instance {
         update_domain: spec.update_domain.unwrap_or((rec.ordinal % 5) as u32),
         zone: spec.zone,
         latest_model_applied: spec.latest_model_applied.unwrap_or(true),
+        protect_from_scale_in: spec.protect_from_scale_in.unwrap_or(false),
+        protect_from_scale_set_actions: spec.protect_from_scale_set_actions.unwrap_or(false),
+        time_created: spec
+            .time_created
+            .unwrap_or_else(|| azure_time(rec.created_at)),
         computer_name: spec
             .computer_name
             .unwrap_or_else(|| computer_name(vmss, &id)),
@@ -407,8 +415,11 @@ fn sku(ss: &ScaleSetState) -> Value {
 pub(crate) fn vmss_vm(ss: &ScaleSetState, rec: &InstanceRecord, shape: Shape) -> Value {
     let i = resolve(ss, rec);
     let mut props = Map::new();
-    props.insert("latestModelApplied".into(), i.latest_model_applied.into());
-    if shape.select == Select::All {
+    // `$select=instanceView` leaves the ID and the instance view only (the seed's example):
+    // none of the model view.
+    let model_view = shape.select == Select::All;
+    if model_view {
+        props.insert("latestModelApplied".into(), i.latest_model_applied.into());
         props.insert(
             "modelDefinitionApplied".into(),
             "VirtualMachineScaleSet".into(),
@@ -425,7 +436,16 @@ pub(crate) fn vmss_vm(ss: &ScaleSetState, rec: &InstanceRecord, shape: Shape) ->
             "osProfile".into(),
             json!({"computerName": i.computer_name, "adminUsername": "azureuser"}),
         );
-        props.insert("timeCreated".into(), i.time.clone().into());
+        props.insert("timeCreated".into(), i.time_created.clone().into());
+        if i.protect_from_scale_in || i.protect_from_scale_set_actions {
+            props.insert(
+                "protectionPolicy".into(),
+                json!({
+                    "protectFromScaleIn": i.protect_from_scale_in,
+                    "protectFromScaleSetActions": i.protect_from_scale_set_actions,
+                }),
+            );
+        }
     }
     props.insert(
         "provisioningState".into(),
@@ -446,7 +466,7 @@ pub(crate) fn vmss_vm(ss: &ScaleSetState, rec: &InstanceRecord, shape: Shape) ->
         "instanceId": i.id,
         "sku": sku(ss),
     });
-    if let Some(z) = &i.zone {
+    if let Some(z) = i.zone.as_ref().filter(|_| model_view) {
         item["zones"] = json!([z]);
     }
     item["properties"] = Value::Object(props);
@@ -478,7 +498,7 @@ pub(crate) fn flex_vm(ss: &ScaleSetState, rec: &InstanceRecord, expand: bool) ->
         "virtualMachineScaleSet": {"id": scale_set_id(ss)},
         "osProfile": {"computerName": name, "adminUsername": "azureuser"},
         "provisioningState": capitalized(&i.provisioning.to_string()),
-        "timeCreated": i.time,
+        "timeCreated": i.time_created,
     });
     if expand {
         let shape = Shape {
@@ -592,7 +612,7 @@ mod tests {
             v["id"],
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web/virtualMachines/0"
         );
-        assert_eq!(v["zones"], json!(["2"]));
+        assert!(v.get("zones").is_none(), "$select=instanceView trims zones");
         let iv = &v["properties"]["instanceView"];
         assert_eq!(iv["platformUpdateDomain"], 0);
         assert_eq!(iv["computerName"], "web000000");
@@ -666,6 +686,33 @@ mod tests {
         let v = render_first(&one("{id: 0}"), shape);
         assert!(v["properties"].get("instanceView").is_none());
         assert!(v["properties"].get("vmId").is_some());
+    }
+
+    #[test]
+    fn the_model_view_is_served_without_select_and_trimmed_with_it() {
+        let instance = "{id: 0, zone: '2', latestModelApplied: false, protectFromScaleIn: true, timeCreated: '2026-01-02T03:04:05Z'}";
+        let all = Shape {
+            select: Select::All,
+            ..FULL
+        };
+        let v = render_first(&one(instance), all);
+        let p = &v["properties"];
+        assert_eq!(v["zones"], json!(["2"]));
+        assert_eq!(p["latestModelApplied"], false);
+        assert_eq!(p["timeCreated"], "2026-01-02T03:04:05Z");
+        assert_eq!(
+            p["protectionPolicy"],
+            json!({"protectFromScaleIn": true, "protectFromScaleSetActions": false})
+        );
+        let trimmed = render_first(&one(instance), FULL);
+        for field in ["latestModelApplied", "timeCreated", "protectionPolicy"] {
+            assert!(trimmed["properties"].get(field).is_none(), "{field}");
+        }
+        assert!(trimmed.get("zones").is_none());
+        // Unprotected instances carry no protectionPolicy; timeCreated defaults to creation.
+        let plain = render_first(&one("{id: 0}"), all);
+        assert!(plain["properties"].get("protectionPolicy").is_none());
+        assert!(plain["properties"]["timeCreated"].is_string());
     }
 
     #[test]

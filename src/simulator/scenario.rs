@@ -8,7 +8,9 @@
 //!   lifetimeSeconds: 3599            # expires_in of issued access tokens
 //!   errorDescriptionLineBreaks: true # Entra puts "\r\nTrace ID: ..." in error_description
 //!   outage: {status: 503, body: entra} # optional: every token request fails so
-//!                                    # (429 or 5xx; body entra (JSON) or html)
+//!                                    # (429 or 5xx; body entra (JSON) or html;
+//!                                    # retryAfter: sent verbatim as Retry-After)
+//!   fault: {answer: {}}              # optional: a broken sign-in service (see below)
 //! rateLimits:
 //!   enforce: false                   # true: answer 429 when a budget below runs out
 //!   subscriptionReads: 250           # token bucket per subscription and principal...
@@ -64,19 +66,34 @@
 //!                 faultDomain: 1                 # default: id mod 5
 //!                 updateDomain: 2                # default: id mod 5
 //!                 zone: "2"
+//!                 latestModelApplied: false      # default true (Uniform only, as in Azure)
+//!                 protectFromScaleIn: true       # protectionPolicy (Uniform only); default false
+//!                 protectFromScaleSetActions: true
+//!                 timeCreated: "2026-01-01T00:00:00Z"  # default: when the simulator made it
 //!             faults:
 //!               - throttle: {retryAfterSeconds: 30}
 //!                 count: 1                       # optional: affect this many requests
 //!                 page: 2                        # optional: only this list page (1-based)
 //! ```
 //!
-//! Fault kinds: `throttle: {retryAfterSeconds, policy?}`, `serverError: {status,
-//! retryAfterSeconds?}`, `timeout: {seconds?}`, `malformedJson: {}`,
-//! `truncatedJson: {percent?}`, `foreignNextLink: {host?}`, `nextLinkLoop: {exact?}`,
-//! `oversizedBody: {megabytes?}`.
+//! Fault kinds: `throttle: {retryAfterSeconds, policy?, scope?: scaleSet |
+//! subscription, retryAfterHeader?}`, `serverError: {status, retryAfterSeconds?}`,
+//! `timeout: {seconds?}`, `malformedJson: {}`, `truncatedJson: {percent?}`,
+//! `foreignNextLink: {host?}`, `nextLinkLoop: {exact?}`, `oversizedBody: {megabytes?}`,
+//! `redirect: {status? (307; 301|302|303|307|308), to}` (Location is `to` plus the
+//! request's path and query), `nextLinkUserinfo: {userinfo? (user:password)}`,
+//! `endlessPages: {}` (a fresh skiptoken on every page, empty pages once listed),
+//! `duplicateInstance: {}` (the page lists again the instance the page before ended with).
+//!
+//! Token endpoint faults (`tokens.fault`, or `PUT /_sim/tokens/fault`), applied to
+//! every token request while no outage is: `redirect: {status?, to}`, or
+//! `answer: <JSON>` (HTTP 200 with that body instead of a token, e.g. `{}`).
 //!
 //! Scenario files may use `${NAME}` for environment variables (an unset one
 //! is an error).
+//!
+//! `$select=instanceView` trims each item to its ID and instance view, as ARM does: no
+//! `latestModelApplied`, `protectionPolicy`, `timeCreated` or `zones` then.
 //!
 //! A deallocated instance reports no VM agent, extensions or application health,
 //! as Azure does; a stopped one reports its agent not ready unless told otherwise.
@@ -131,6 +148,79 @@ pub struct TokenSettings {
     /// whatever the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage: Option<TokenOutage>,
+    /// While set (and no outage is), every token request is answered so,
+    /// whatever the credentials: a broken or hostile sign-in service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<TokenFault>,
+}
+
+/// How a broken or hostile token endpoint answers (one key, as faults are
+/// written: `{redirect: {...}}` or `{answer: {...}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenFault {
+    #[serde(flatten)]
+    pub kind: TokenFaultKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenFaultKind {
+    /// A redirect to another endpoint, which a client must not follow
+    /// (it would re-send the client secret there).
+    Redirect(RedirectFault),
+    /// HTTP 200 with this JSON body instead of a token: `{}`, an empty
+    /// `access_token`, an absurd `expires_in`...
+    Answer(serde_json::Value),
+}
+
+impl TokenFault {
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.kind {
+            TokenFaultKind::Redirect(r) => r.validate(),
+            TokenFaultKind::Answer(_) => Ok(()),
+        }
+    }
+}
+
+impl From<TokenFaultKind> for TokenFault {
+    fn from(kind: TokenFaultKind) -> Self {
+        Self { kind }
+    }
+}
+
+/// A 3xx answer whose `Location` is `to` followed by the request's own path
+/// and query, so that a client following it asks the other host for the
+/// same thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectFault {
+    #[serde(default = "default_redirect_status")]
+    pub status: u16,
+    /// Scheme, host and port, e.g. `https://127.0.0.1:8444` or `http://127.0.0.1:8080`.
+    pub to: String,
+}
+
+impl RedirectFault {
+    pub fn validate(&self) -> Result<(), String> {
+        if ![301, 302, 303, 307, 308].contains(&self.status) {
+            return Err(format!(
+                "redirect.status must be 301, 302, 303, 307 or 308, not {}",
+                self.status
+            ));
+        }
+        match url::Url::parse(&self.to) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+            _ => Err(format!(
+                "redirect.to must be an http(s) URL such as https://127.0.0.1:8444, not {:?}",
+                self.to
+            )),
+        }
+    }
+
+    /// The `Location` for a request of `path_and_query`.
+    pub fn location(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.to.trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +230,9 @@ pub struct TokenOutage {
     pub status: u16,
     #[serde(default)]
     pub body: OutageBody,
+    /// Sent verbatim as `Retry-After` (seconds, an HTTP date, anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
 }
 
 /// What a failing token request's body is.
@@ -155,6 +248,13 @@ pub enum OutageBody {
 
 impl TokenOutage {
     pub fn validate(&self) -> Result<(), String> {
+        if self
+            .retry_after
+            .as_deref()
+            .is_some_and(|h| axum::http::HeaderValue::from_str(h).is_err())
+        {
+            return Err("tokens.outage.retryAfter must be a valid header value".into());
+        }
         match self.status {
             429 | 500..=599 => Ok(()),
             other => Err(format!(
@@ -170,6 +270,7 @@ impl Default for TokenSettings {
             lifetime_seconds: default_token_lifetime(),
             error_description_line_breaks: true,
             outage: None,
+            fault: None,
         }
     }
 }
@@ -369,6 +470,16 @@ pub struct InstanceSpec {
     pub zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_model_applied: Option<bool>,
+    /// `properties.protectionPolicy.protectFromScaleIn` (Uniform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect_from_scale_in: Option<bool>,
+    /// `properties.protectionPolicy.protectFromScaleSetActions` (Uniform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect_from_scale_set_actions: Option<bool>,
+    /// `properties.timeCreated` as an RFC 3339 time; default: when the simulator first
+    /// created the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computer_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -492,6 +603,17 @@ pub enum FaultKind {
     /// time, or with `exact: true` the very URL page 1 was fetched with.
     NextLinkLoop(NextLinkLoopFault),
     OversizedBody(OversizedFault),
+    /// A list page answered with a redirect (to another host, or to http).
+    Redirect(RedirectFault),
+    /// The page's nextLink is on the right host but carries
+    /// `userinfo@` (`https://u:p@host/...`).
+    NextLinkUserinfo(NextLinkUserinfoFault),
+    /// Every page has a nextLink with a fresh skiptoken, for ever: once the
+    /// instances are listed, empty pages follow.
+    EndlessPages(NoOptions),
+    /// The page lists again the instance the page before ended with (page 1:
+    /// its own first one), as a listing that shifted between pages would.
+    DuplicateInstance(NoOptions),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -505,6 +627,25 @@ pub struct ThrottleFault {
     /// Compute's throttling policy reported at 0.
     #[serde(default = "default_throttle_policy")]
     pub policy: String,
+    /// `scaleSet` (default): Compute throttles this scale set's reads, and
+    /// keeps doing so until Retry-After passes. `subscription`: ARM's
+    /// `SubscriptionRequestsThrottled` for the calling principal, per
+    /// request the fault affects (no window is kept; use `count`).
+    #[serde(default)]
+    pub scope: ThrottleScope,
+    /// Sent verbatim as `Retry-After` instead of the seconds (an HTTP date,
+    /// a number beyond u64, garbage); the window still lasts
+    /// `retryAfterSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ThrottleScope {
+    #[default]
+    ScaleSet,
+    Subscription,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -542,6 +683,13 @@ pub struct ForeignNextLinkFault {
 pub struct NextLinkLoopFault {
     #[serde(default)]
     pub exact: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NextLinkUserinfoFault {
+    #[serde(default = "default_userinfo")]
+    pub userinfo: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -620,6 +768,12 @@ fn default_foreign_host() -> String {
 fn default_oversized_mb() -> u32 {
     32
 }
+fn default_redirect_status() -> u16 {
+    307
+}
+fn default_userinfo() -> String {
+    "user:password".into()
+}
 
 /// Instance ids are numbers in Uniform sets, but YAML authors may quote them
 /// or use names (Flexible sets); accept both and keep the text.
@@ -660,6 +814,9 @@ impl Scenario {
         let invalid = |m: String| Err(ScenarioError::Invalid(m));
         if let Some(outage) = &self.tokens.outage {
             outage.validate().map_err(ScenarioError::Invalid)?;
+        }
+        if let Some(fault) = &self.tokens.fault {
+            fault.validate().map_err(ScenarioError::Invalid)?;
         }
         let mut principals = HashSet::new();
         for p in &self.service_principals {
@@ -828,6 +985,19 @@ impl Fault {
             FaultKind::Throttle(t) if t.retry_after_seconds == 0 => {
                 Err("throttle.retryAfterSeconds must be at least 1".into())
             }
+            FaultKind::Throttle(t)
+                if t.retry_after_header
+                    .as_deref()
+                    .is_some_and(|h| axum::http::HeaderValue::from_str(h).is_err()) =>
+            {
+                Err("throttle.retryAfterHeader must be a valid header value".into())
+            }
+            FaultKind::Redirect(r) => r.validate(),
+            FaultKind::NextLinkUserinfo(u)
+                if u.userinfo.is_empty() || u.userinfo.contains(['/', '?', '#', '@']) =>
+            {
+                Err("nextLinkUserinfo.userinfo must be user or user:password".into())
+            }
             _ if self.page == Some(0) => Err("page numbers start at 1".into()),
             _ => Ok(()),
         }
@@ -854,6 +1024,9 @@ impl InstanceSpec {
             update_domain,
             zone,
             latest_model_applied,
+            protect_from_scale_in,
+            protect_from_scale_set_actions,
+            time_created,
             computer_name,
             os_name,
             os_version
@@ -876,6 +1049,23 @@ mod tests {
         assert_eq!(ss.orchestration_mode, OrchestrationMode::Uniform);
         assert_eq!(ss.instances[0].id.as_deref(), Some("0"));
         assert_eq!(ss.instances[1].power_state, Some(PowerState::Deallocated));
+    }
+
+    #[test]
+    fn token_faults_parse_from_compact_yaml() {
+        let answer: TokenFault = serde_yaml::from_str("{answer: {}}").unwrap();
+        assert_eq!(answer.kind, TokenFaultKind::Answer(serde_json::json!({})));
+        let redirect: TokenFault =
+            serde_yaml::from_str("redirect: {to: 'https://a.example'}").unwrap();
+        assert!(
+            matches!(&redirect.kind, TokenFaultKind::Redirect(r) if r.status == 307 && r.to == "https://a.example")
+        );
+        assert!(redirect.validate().is_ok());
+        let json: TokenFault = serde_yaml::from_str(r#"{"answer": {"access_token": ""}}"#).unwrap();
+        assert_eq!(
+            json.kind,
+            TokenFaultKind::Answer(serde_json::json!({"access_token": ""}))
+        );
     }
 
     #[test]

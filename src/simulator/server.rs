@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::scenario::{Fault, InstanceSpec, OutageBody, TokenOutage};
+use super::scenario::{Fault, InstanceSpec, OutageBody, TokenFault, TokenFaultKind, TokenOutage};
 use super::state::{RequestKind, ScaleSetRef, SimState, StateError, lock};
 use super::{arm, tokens};
 
@@ -35,6 +35,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             put(start_token_outage).delete(end_token_outage),
         )
         .route(
+            "/_sim/tokens/fault",
+            put(start_token_fault).delete(end_token_fault),
+        )
+        .route(
             "/_sim/scalesets/{sub}/{rg}/{vmss}",
             get(scale_set_instances),
         )
@@ -54,11 +58,21 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 
 async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: Bytes) -> Response {
     app.state.record_arrival(RequestKind::Token, None, false);
-    let outage = lock(&app.state.world).token_settings.outage.clone();
-    let resp = match outage {
+    let (outage, fault) = {
+        let world = lock(&app.state.world);
+        let settings = &world.token_settings;
+        (settings.outage.clone(), settings.fault.clone())
+    };
+    let path = format!("/{tenant}/oauth2/v2.0/token");
+    let retry_after = outage
+        .as_ref()
+        .and_then(|o| o.retry_after.as_deref())
+        .and_then(|v| HeaderValue::from_str(v).ok());
+    let mut resp = match outage {
         Some(TokenOutage {
             status,
             body: OutageBody::Html,
+            ..
         }) => {
             // A gateway's error page: no JSON at all.
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -68,18 +82,25 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
         Some(TokenOutage { status, .. }) => {
             entra_answer(&app, &tenant, Err(tokens::EntraError::unavailable(status)))
         }
-        None => {
-            let result = tokens::token_request(&app.state, &tenant, &body).await;
-            entra_answer(&app, &tenant, result)
-        }
+        None => match fault.map(|f| f.kind) {
+            Some(TokenFaultKind::Redirect(r)) => {
+                let status =
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+                (status, [(header::LOCATION, r.location(&path))]).into_response()
+            }
+            Some(TokenFaultKind::Answer(body)) => entra_answer(&app, &tenant, Ok(body)),
+            None => {
+                let result = tokens::token_request(&app.state, &tenant, &body).await;
+                entra_answer(&app, &tenant, result)
+            }
+        },
     };
+    if let Some(v) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     app.state.record_token_outcome(resp.status().is_success());
-    app.state.record_response(
-        "POST",
-        &format!("/{tenant}/oauth2/v2.0/token"),
-        RequestKind::Token,
-        resp.status().as_u16(),
-    );
+    app.state
+        .record_response("POST", &path, RequestKind::Token, resp.status().as_u16());
     resp
 }
 
@@ -118,6 +139,15 @@ async fn start_token_outage(State(app): State<Arc<App>>, body: Bytes) -> Respons
 
 async fn end_token_outage(State(app): State<Arc<App>>) -> Response {
     no_content(app.state.set_token_outage(None))
+}
+
+async fn start_token_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let set = parse_body::<TokenFault>(&body).and_then(|f| app.state.set_token_fault(Some(f)));
+    no_content(set)
+}
+
+async fn end_token_fault(State(app): State<Arc<App>>) -> Response {
+    no_content(app.state.set_token_fault(None))
 }
 
 fn no_content(r: Result<(), StateError>) -> Response {

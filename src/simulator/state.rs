@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::{
     Fault, FederatedIdentity, InstanceSpec, RateLimits, ScaleSetSpec, Scenario, ServicePrincipal,
-    TokenOutage, TokenSettings,
+    TokenFault, TokenOutage, TokenSettings,
 };
 
 /// Errors of the state-changing operations (admin API and handle methods).
@@ -74,6 +74,8 @@ pub(crate) struct InstanceRecord {
     /// id is not numeric.
     pub ordinal: u64,
     pub changed_at: Timestamp,
+    /// When the instance first appeared (its `timeCreated` unless the spec sets one).
+    pub created_at: Timestamp,
 }
 
 impl InstanceRecord {
@@ -135,11 +137,11 @@ impl ScaleSetState {
     fn upsert(&mut self, spec: InstanceSpec, now: Timestamp) {
         let id = spec.id.clone().unwrap_or_default();
         let key = sort_key(&id);
-        let ordinal = match self.instances.get(&key) {
-            Some(old) => old.ordinal,
+        let (ordinal, created_at) = match self.instances.get(&key) {
+            Some(old) => (old.ordinal, old.created_at),
             None => {
                 self.next_ordinal += 1;
-                id.parse().unwrap_or(self.next_ordinal - 1)
+                (id.parse().unwrap_or(self.next_ordinal - 1), now)
             }
         };
         self.instances.insert(
@@ -148,6 +150,7 @@ impl ScaleSetState {
                 spec,
                 ordinal,
                 changed_at: now,
+                created_at,
             },
         );
     }
@@ -546,6 +549,15 @@ impl SimState {
             o.validate().map_err(StateError::Invalid)?;
         }
         lock(&self.world).token_settings.outage = outage;
+        Ok(())
+    }
+
+    /// Starts or ends (`None`) a fault of the token endpoint.
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) -> Result<(), StateError> {
+        if let Some(f) = &fault {
+            f.validate().map_err(StateError::Invalid)?;
+        }
+        lock(&self.world).token_settings.fault = fault;
         Ok(())
     }
 

@@ -32,8 +32,9 @@ pub(crate) struct TlsMaterial {
 }
 
 /// A CA and a server certificate it signs for every loopback name a client
-/// might use.
-pub(crate) fn generate() -> Result<TlsMaterial, TlsError> {
+/// might use, and for `bind_ip` when the simulator listens on one specific
+/// other address (e.g. a test bed's bridge, where pods reach it).
+pub(crate) fn generate(bind_ip: std::net::IpAddr) -> Result<TlsMaterial, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params
@@ -48,11 +49,15 @@ pub(crate) fn generate() -> Result<TlsMaterial, TlsError> {
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut params = CertificateParams::new(vec![
+    let mut names = vec![
         "127.0.0.1".to_owned(),
         "localhost".to_owned(),
         "::1".to_owned(),
-    ])?;
+    ];
+    if !bind_ip.is_loopback() && !bind_ip.is_unspecified() {
+        names.push(bind_ip.to_string());
+    }
+    let mut params = CertificateParams::new(names)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");

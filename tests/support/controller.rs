@@ -28,6 +28,12 @@ pub struct SimEnv {
 #[allow(dead_code)]
 impl SimEnv {
     pub fn start(scenario_yaml: &str) -> SimEnv {
+        SimEnv::start_at(scenario_yaml, "127.0.0.1:0")
+    }
+
+    /// Listens on `bind`, e.g. a test bed node's address so that pods can reach it; the
+    /// certificate then names that address too.
+    pub fn start_at(scenario_yaml: &str, bind: &str) -> SimEnv {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -35,10 +41,7 @@ impl SimEnv {
             .expect("runtime");
         let scenario = Scenario::from_yaml(scenario_yaml).expect("scenario parses");
         let handle = rt
-            .block_on(Simulator::start(
-                scenario,
-                "127.0.0.1:0".parse().expect("addr"),
-            ))
+            .block_on(Simulator::start(scenario, bind.parse().expect("addr")))
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_file = dir.path().join("sim-ca.pem");
@@ -165,11 +168,14 @@ impl Controller {
             .env("AZURE_CLIENT_ID", CLIENT)
             .env("AZURE_CLIENT_SECRET", SECRET)
             .env("SSW_LOG_LEVEL", "info,scaleset_watch=debug")
+            // Tests put their watches in namespaces of their own; a test of the ambient
+            // identity policy overrides this.
+            .env("SSW_AMBIENT_NAMESPACES", "*")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))
             .stderr(log_file);
-        let child = cmd.spawn().expect("controller starts");
+        let child = super::spawn(&mut cmd).expect("controller starts");
         let c = Controller {
             child: Some(child),
             log,
@@ -225,6 +231,14 @@ impl Controller {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = wait_for_value(timeout, || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status)
     }
 
     /// SIGKILL: the process gets no chance to release anything.
@@ -306,6 +320,19 @@ metadata:
 
 pub fn get_watch(cluster: &Cluster, ns: &str, name: &str) -> serde_json::Value {
     cluster.kubectl_json(&["get", "ssw", name, "-n", ns, "-o", "json"])
+}
+
+/// The events.k8s.io Events about object `name` in `ns`.
+pub fn events_about(cluster: &Cluster, ns: &str, name: &str) -> Vec<serde_json::Value> {
+    let list = cluster.kubectl_json(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        ns,
+        "--field-selector",
+        &format!("regarding.name={name}"),
+    ]);
+    list["items"].as_array().cloned().unwrap_or_default()
 }
 
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<serde_json::Value> {

@@ -30,6 +30,17 @@
 //! either: `down` runs right after `up` finishes. An owned `Cluster` (`Cluster::start()`) also
 //! runs `down` synchronously in `Drop`, which runs on panics too.
 //!
+//! Every other process a test starts (the controller, kubectl, helm, curl, `check`, ...) is
+//! started through [`spawn`] (or [`run_command`] and [`output`], which use it), so that it
+//! dies with the test process too, however that ends. [`spawn`] starts children from one
+//! thread that lives as long as the process, and has the kernel send them SIGKILL when that
+//! thread ends (`PR_SET_PDEATHSIG`): that happens only when the whole test process ends,
+//! SIGKILL included. (The signal follows the spawning *thread*, not the process: children
+//! started straight from a test's own thread would be killed when that test's thread ends,
+//! which is wrong for a controller shared by a whole test binary through a `static`.) The
+//! control plane's watchdog is the one exception: it must outlive the test process to run
+//! `down`. `tests/harness.rs` checks all this with a SIGKILLed test process.
+//!
 //! Environment knobs: `SSW_TEST_KEEP_CP=1` keeps the state directory (logs, kubeconfig) after
 //! the run; `KUBECTL` overrides the kubectl binary; `SSW_CACHE_DIR` is honoured by the script.
 #![allow(dead_code)]
@@ -42,7 +53,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// Default timeout of one kubectl/helm invocation.
@@ -113,6 +124,84 @@ pub fn assert_eventually(timeout: Duration, what: &str, f: impl FnMut() -> bool)
     );
 }
 
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `cmd` (taking it; `cmd` is left empty) so that the child is killed when this test
+/// process ends, in any way (see the module docs). Returns what `Command::spawn` would.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        // The sender lives in a static, so this loop, and the thread, end only with the process.
+        std::thread::Builder::new()
+            .name("test-child-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(spawn_tied(&mut cmd));
+                }
+            })
+            .expect("start the child-spawner thread");
+        tx
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let cmd = std::mem::replace(cmd, Command::new(""));
+    spawner
+        .send((cmd, reply_tx))
+        .expect("the child-spawner thread runs");
+    reply_rx.recv().expect("the child-spawner thread answers")
+}
+
+/// Runs on the spawner thread: the child gets SIGKILL when this thread ends.
+fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: runs in the child between fork and exec; it makes two async-signal-safe
+    // system calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A parent that died before the prctl will never send the signal.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// `Command::output` through [`spawn`]: stdin is /dev/null, stdout and stderr are captured.
+pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn(cmd)?.wait_with_output()
+}
+
+/// [`spawn`] and [`output`] as methods, to swap in for `Command::spawn` and `Command::output`.
+pub trait TiedCommand {
+    fn spawn_tied(&mut self) -> std::io::Result<Child>;
+    fn output_tied(&mut self) -> std::io::Result<Output>;
+}
+
+impl TiedCommand for Command {
+    fn spawn_tied(&mut self) -> std::io::Result<Child> {
+        spawn(self)
+    }
+    fn output_tied(&mut self) -> std::io::Result<Output> {
+        output(self)
+    }
+}
+
 /// Human-readable summary of a finished command, for assertion messages.
 pub fn describe(what: &str, out: &Output) -> String {
     format!(
@@ -133,9 +222,8 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let what = format!("{cmd:?}");
+    let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let writer = stdin.map(|input| {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         let input = input.to_vec();
@@ -172,7 +260,7 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
                 break child.wait().expect("wait after kill");
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+            Err(e) => panic!("waiting for {what}: {e}"),
         }
     };
     if let Some(w) = writer {
@@ -320,6 +408,19 @@ impl Cluster {
 
     /// Starts a new, private control plane (about 5-10 s). Stopped on `Drop`.
     pub fn start() -> Cluster {
+        Cluster::start_with("up")
+    }
+
+    /// A control plane with a node that runs pods (`hack/control-plane.sh up-node`: kubelet,
+    /// containerd, kube-controller-manager, kube-scheduler), shared by all tests of this test
+    /// binary and torn down by the watchdog when the process exits.
+    pub fn shared_node() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(|| Cluster::start_with("up-node"))
+    }
+
+    /// `subcommand` is `up` or `up-node`.
+    fn start_with(subcommand: &str) -> Cluster {
         tools();
         let base = std::env::temp_dir();
         let dir = tempfile::Builder::new()
@@ -332,12 +433,12 @@ impl Cluster {
         } else {
             "0"
         };
-        // $0 = script, $1 = dir, $2 = keep. `up` output goes to DIR/up.log.
+        // $0 = script, $1 = dir, $2 = keep, $3 = up or up-node. Its output goes to DIR/up.log.
         // SIGPIPE is ignored: if the test process died during `up`, `echo ready` must not
         // kill the watchdog before it runs `down`.
         const WATCHDOG: &str = r#"
             trap '' PIPE
-            if "$0" up "$1" </dev/null >"$1/up.log" 2>&1; then echo ready; else echo failed; fi
+            if "$0" "$3" "$1" </dev/null >"$1/up.log" 2>&1; then echo ready; else echo failed; fi
             cat >/dev/null
             "$0" down "$1" </dev/null >/dev/null 2>&1
             [ "$2" = 1 ] || rm -rf "$1"
@@ -348,6 +449,7 @@ impl Cluster {
             .arg(control_plane_script())
             .arg(&dir)
             .arg(keep)
+            .arg(subcommand)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -438,6 +540,15 @@ impl Cluster {
     pub fn env_vars(&self) -> &[(String, String)] {
         &self.env
     }
+    /// The node's address (only for [`Cluster::shared_node`]): on a bridge of the test bed's
+    /// own; pods reach the host there, e.g. the API server at the same port as on loopback.
+    pub fn node_ip(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SSW_NODE_IP")
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The helm binary built by `hack/control-plane.sh build`.
     pub fn helm_bin(&self) -> &Path {
         &tools().helm
@@ -536,6 +647,19 @@ impl Cluster {
         let name = unique_name(prefix);
         self.kubectl_ok(&["create", "namespace", &name]);
         name
+    }
+
+    /// Applies the repository's ScaleSetWatch CRD (server-side, so again is harmless) and
+    /// waits until it is served.
+    pub fn apply_crd(&self) {
+        let crd = repo_root().join("crds/scalesetwatches.yaml");
+        self.kubectl_ok(&["apply", "--server-side", "-f", &crd.display().to_string()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/scalesetwatches.scalesetwatch.io",
+            "--timeout=60s",
+        ]);
     }
 
     /// Creates `name` unless it exists.

@@ -78,6 +78,21 @@ ServiceAccount name.
 {{- end }}
 
 {{/*
+Namespaces whose ScaleSetWatches may use the controller's own Azure identity, comma-separated
+(SSW_AMBIENT_NAMESPACES): empty when disabled; by default only where the controller is meant to
+serve, never every namespace.
+*/}}
+{{- define "scaleset-watch.ambientNamespaces" -}}
+{{- $a := .Values.ambientCredentials }}
+{{- if not $a.enabled }}
+{{- else if $a.namespaces }}
+{{- join "," $a.namespaces }}
+{{- else }}
+{{- default .Release.Namespace .Values.watchNamespace }}
+{{- end }}
+{{- end }}
+
+{{/*
 Cross-field validation that values.schema.json cannot express with a clear message.
 Included from the Deployment so it runs for every render.
 */}}
