@@ -90,6 +90,15 @@ struct RunArgs {
     /// unchanged for this long (timed on its own clock).
     #[arg(long, env = "SSW_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Fetches of one subscription's scale sets running at once (each scale set is fetched
+    /// once per shortest interval of its watches).
+    #[arg(long, env = "SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    max_concurrent_fetches_per_subscription: u64,
+    /// How often an unchanged status is rewritten to refresh lastPollTime (a Go duration such
+    /// as 5m; 0 = only when something changes).
+    #[arg(long, env = "SSW_STATUS_HEARTBEAT", default_value = "5m", value_parser = parse_heartbeat)]
+    status_heartbeat: Duration,
     /// A leader that could not renew for this long stops all work; shorter than the lease
     /// duration (default: two thirds of it, 10 s of 15 s).
     #[arg(long, env = "SSW_LEASE_RENEW_DEADLINE_SECONDS")]
@@ -108,6 +117,11 @@ struct RunArgs {
     /// Log level or tracing filter (e.g. info, debug, scaleset_watch=debug).
     #[arg(long, env = "SSW_LOG_LEVEL", default_value = "info")]
     log_level: String,
+}
+
+/// Zero for none: clap cannot hold an `Option` as a value.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    scaleset_watch::azure::schedule::parse_heartbeat(s).map(Option::unwrap_or_default)
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -193,6 +207,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         http,
         overrides,
     );
+    poller.set_max_concurrent_fetches_per_subscription(
+        usize::try_from(args.max_concurrent_fetches_per_subscription).unwrap_or(1),
+    );
     let fence = if args.leader_elect {
         Fence::not_leading()
     } else {
@@ -213,6 +230,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_ambient_policy(ambient)
         .with_fence(fence.clone()),
     );
+    ctx.set_status_heartbeat((!args.status_heartbeat.is_zero()).then_some(args.status_heartbeat));
     let scope = Scope {
         namespace: args.namespace.clone(),
         label_selector: args.label_selector.clone(),

@@ -211,8 +211,7 @@ fn fault(yaml: &str) -> Fault {
     serde_yaml::from_str(yaml).expect("fault parses")
 }
 
-type Polled =
-    Result<std::sync::Arc<scaleset_watch::azure::arm::snapshot::ScaleSetSnapshot>, PollError>;
+type Polled = Result<scaleset_watch::azure::arm::snapshot::ScaleSetSnapshot, PollError>;
 
 async fn poll(poller: &Poller, vmss: &str) -> Polled {
     poll_as(poller, vmss, CLIENT, "right").await
@@ -224,11 +223,10 @@ async fn poll_as(poller: &Poller, vmss: &str, client: &str, secret: &str) -> Pol
 
 async fn poll_in(poller: &Poller, rg: &str, vmss: &str, client: &str, secret: &str) -> Polled {
     poller
-        .poll(
+        .fetch_once(
             Cloud::AzurePublic,
             &target_in(rg, vmss),
             &principal(client, secret),
-            Duration::ZERO,
         )
         .await
 }
@@ -326,11 +324,10 @@ async fn arm_errors_map_to_ready_reasons() {
     let mut bad_version = target("workers");
     bad_version.api_version = "1999-01-01".into();
     let bad = poller
-        .poll(
+        .fetch_once(
             Cloud::AzurePublic,
             &bad_version,
             &principal(CLIENT, "right"),
-            Duration::ZERO,
         )
         .await
         .expect_err("bad api-version");
@@ -469,55 +466,75 @@ async fn a_hanging_arm_times_out_as_unavailable() {
 }
 
 #[tokio::test]
-async fn watches_of_the_same_scale_set_share_one_fetch_per_interval() {
+async fn watches_of_the_same_scale_set_share_its_scheduled_fetch() {
+    use futures::StreamExt;
+    use scaleset_watch::azure::poller::WatchId;
     let env = Env::start().await;
     let poller = env.poller(fast_limits());
-    let interval = Duration::from_secs(60);
+    let mut triggers = poller.take_triggers().expect("triggers");
+    // The CRD's shortest interval, so that the first fetch comes within 5s.
+    let interval = Duration::from_secs(10);
     let creds = principal(CLIENT, "right");
+    let watch = |name: &str| WatchId {
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let (a, b, outsider) = (watch("a"), watch("b"), watch("outsider"));
     let (lower, upper) = (target("workers"), target("WORKERS"));
-    let (a, b) = tokio::join!(
-        poller.poll(Cloud::AzurePublic, &lower, &creds, interval),
-        poller.poll(Cloud::AzurePublic, &upper, &creds, interval),
+    assert!(
+        poller
+            .subscribe(&a, Cloud::AzurePublic, &lower, &creds, interval)
+            .is_none()
     );
-    assert_eq!(a.expect("a").instances().len(), 12);
-    assert_eq!(b.expect("b").instances().len(), 12);
-    assert_eq!(
-        env.list_requests("workers"),
-        3,
-        "one fetch of 3 pages for both"
-    );
-    poller
-        .poll(Cloud::AzurePublic, &target("workers"), &creds, interval)
-        .await
-        .expect("cached");
-    assert_eq!(
-        env.list_requests("workers"),
-        3,
-        "still fresh within the interval"
+    assert!(
+        poller
+            .subscribe(&b, Cloud::AzurePublic, &upper, &creds, interval)
+            .is_none()
     );
     // Other credentials never see a result fetched with someone else's.
-    let other = poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &principal(OUTSIDER, "outsider"),
-            interval,
-        )
-        .await
+    let theirs = principal(OUTSIDER, "outsider");
+    assert!(
+        poller
+            .subscribe(&outsider, Cloud::AzurePublic, &lower, &theirs, interval)
+            .is_none()
+    );
+    assert_eq!(poller.scheduled_sets(), 2, "one set per credentials");
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let w = tokio::time::timeout(Duration::from_secs(20), triggers.next())
+            .await
+            .expect("each watch is told within its first interval")
+            .expect("open");
+        told.push(w.name);
+    }
+    told.sort();
+    assert_eq!(told, ["a", "b", "outsider"]);
+    assert_eq!(
+        env.list_requests("workers"),
+        3 + 1,
+        "one fetch of 3 pages for both, one refused page for the outsider"
+    );
+    let ours = poller
+        .subscribe(&a, Cloud::AzurePublic, &lower, &creds, interval)
+        .expect("fetched");
+    let snapshot = ours.result.expect("listed");
+    assert_eq!(snapshot.instances().len(), 12);
+    let seen_by_b = poller
+        .subscribe(&b, Cloud::AzurePublic, &upper, &creds, interval)
+        .expect("fetched");
+    assert_eq!(seen_by_b.seq, ours.seq, "the same fetch");
+    let refused = poller
+        .subscribe(&outsider, Cloud::AzurePublic, &lower, &theirs, interval)
+        .expect("fetched")
+        .result
         .expect_err("the outsider has no access");
-    assert_eq!(reason(&other), "Forbidden");
-    // A shorter interval wants fresher data.
-    let before = env.list_requests("workers");
-    poller
-        .poll(
-            Cloud::AzurePublic,
-            &target("workers"),
-            &creds,
-            Duration::ZERO,
-        )
-        .await
-        .expect("refetched");
-    assert_eq!(env.list_requests("workers") - before, 3);
+    assert_eq!(reason(&refused), "Forbidden");
+    assert_eq!(
+        env.list_requests("workers"),
+        4,
+        "reading a result fetches nothing"
+    );
+    poller.stop();
 }
 
 #[tokio::test]
@@ -595,12 +612,7 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
         let mut flex = target("flex");
         flex.api_version = api_version.into();
         let snapshot = poller
-            .poll(
-                Cloud::AzurePublic,
-                &flex,
-                &principal(CLIENT, "right"),
-                Duration::ZERO,
-            )
+            .fetch_once(Cloud::AzurePublic, &flex, &principal(CLIENT, "right"))
             .await
             .unwrap_or_else(|e| panic!("{api_version}: {e}"));
         assert_eq!(snapshot.instances().len(), 3, "{api_version}");
@@ -960,12 +972,7 @@ async fn uniform_and_flexible_twins_judge_alike_with_the_model_view() {
         t.api_version = "2025-11-01".into();
         t.model_view = true;
         let snapshot = poller
-            .poll(
-                Cloud::AzurePublic,
-                &t,
-                &principal(CLIENT, "right"),
-                Duration::from_secs(600),
-            )
+            .fetch_once(Cloud::AzurePublic, &t, &principal(CLIENT, "right"))
             .await
             .unwrap_or_else(|e| panic!("{vmss}: {e}"));
         judged.push(assess(&snapshot, &HealthPolicy::default()));
@@ -1015,17 +1022,31 @@ async fn uniform_and_flexible_twins_judge_alike_with_the_model_view() {
     );
 
     // A watch of the same set without the model view cannot be served the full pages' fetch
-    // (nor the other way round): its own fetch, trimmed.
+    // (nor the other way round): the two are scheduled as two sets, and its fetch is trimmed.
+    let mut full = target("twin-uniform");
+    full.api_version = "2025-11-01".into();
+    full.model_view = true;
+    let mut trimmed = full.clone();
+    trimmed.model_view = false;
+    let watch = |name: &str| scaleset_watch::azure::poller::WatchId {
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let creds = principal(CLIENT, "right");
+    let interval = Duration::from_secs(600);
+    poller.subscribe(&watch("full"), Cloud::AzurePublic, &full, &creds, interval);
+    poller.subscribe(
+        &watch("trimmed"),
+        Cloud::AzurePublic,
+        &trimmed,
+        &creds,
+        interval,
+    );
+    assert_eq!(poller.scheduled_sets(), 2, "one set per view");
+    poller.stop();
     let before = env.list_requests("twin-uniform");
-    let mut trimmed = target("twin-uniform");
-    trimmed.api_version = "2025-11-01".into();
     let snapshot = poller
-        .poll(
-            Cloud::AzurePublic,
-            &trimmed,
-            &principal(CLIENT, "right"),
-            Duration::from_secs(600),
-        )
+        .fetch_once(Cloud::AzurePublic, &trimmed, &creds)
         .await
         .expect("poll succeeds");
     assert_eq!(env.list_requests("twin-uniform"), before + 1);

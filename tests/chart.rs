@@ -361,6 +361,14 @@ fn values_schema_rejects_bad_values_with_a_clear_message() {
             "at '/azure/armEndpoint'",
         ),
         (
+            &["--set", "polling.statusHeartbeat=5 minutes"],
+            "at '/polling/statusHeartbeat'",
+        ),
+        (
+            &["--set", "polling.maxConcurrentFetchesPerSubscription=0"],
+            "at '/polling/maxConcurrentFetchesPerSubscription'",
+        ),
+        (
             &["--set", "ambientCredentials.namespaces={team_a}"],
             "at '/ambientCredentials/namespaces/0': 'team_a' does not match pattern",
         ),
@@ -564,6 +572,14 @@ fn renders_default_values_workload_identity() {
         assert_eq!(
             env_value(&docs, "SSW_ALLOW_SECRET_CREDENTIALS").as_deref(),
             Some("true")
+        );
+        assert_eq!(
+            env_value(&docs, "SSW_STATUS_HEARTBEAT").as_deref(),
+            Some("5m")
+        );
+        assert_eq!(
+            env_value(&docs, "SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION").as_deref(),
+            Some("4")
         );
         assert_eq!(
             env_value(&docs, "SSW_AMBIENT_NAMESPACES").as_deref(),

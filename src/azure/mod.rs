@@ -5,6 +5,7 @@
 pub mod ambient;
 pub mod arm;
 pub mod poller;
+pub mod schedule;
 mod setup;
 
 pub use setup::*;

@@ -14,7 +14,6 @@ use crate::health::status::{self, Outcome};
 use k8s_openapi::api::core::v1::Secret;
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -315,10 +314,10 @@ async fn load(
     )
     .with_ambient_credential(azure::command_line_credential);
     let snapshot = poller
-        .poll(cloud, &target, &credentials, Duration::ZERO)
+        .fetch_once(cloud, &target, &credentials)
         .await
         .map_err(|e| format!("{} ({})", e, crate::health::Reason::of_poll_error(&e)))?;
-    Ok((snapshot.as_ref().clone(), target.scale_set_name))
+    Ok((snapshot, target.scale_set_name))
 }
 
 fn parse_outdated_model(s: &str) -> Result<OutdatedModelPolicy, String> {

@@ -4,20 +4,24 @@ use crate::api::{Cloud, ScaleSetWatch, ScaleSetWatchStatus};
 use crate::azure::ClientSecret;
 use crate::azure::ambient::AmbientPolicy;
 use crate::azure::arm::client::ScaleSetRef;
+use crate::azure::poller::WatchId;
 use crate::azure::poller::{CredentialSource, PollError, Poller};
+use crate::azure::schedule;
 use crate::controller::leader::Fence;
 use crate::controller::metrics::Metrics;
 use crate::health::status::{self, Outcome};
 use crate::health::{self, Reason};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use rand::RngExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{Instrument, info, warn};
@@ -49,10 +53,18 @@ pub struct Context {
     pub allow_secret_credentials: bool,
     /// Which watches without credentials may use the controller's own identity.
     pub ambient: AmbientPolicy,
-    /// Asked before each poll and status write: a leader past its renew deadline gets no permit.
+    /// Asked before each fetch and status write: a leader past its renew deadline gets no
+    /// permit.
     pub fence: Fence,
-    /// Consecutive failed polls per watch, for backoff.
+    /// `lastPollTime` is rewritten at least this often while nothing changes, in
+    /// milliseconds; 0: never.
+    status_heartbeat_ms: AtomicU64,
+    /// Consecutive failures per watch that happened before any fetch (credentials) or in the
+    /// status write, for the watch's own backoff; failed fetches back off per scale set.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// The last fetch each watch has seen, so that a result read again (after the watch's own
+    /// status write, say) is not counted again.
+    seen: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Context {
@@ -73,7 +85,9 @@ impl Context {
             allow_secret_credentials,
             ambient: AmbientPolicy::default(),
             fence: Fence::unbounded(),
+            status_heartbeat_ms: AtomicU64::new(millis(schedule::DEFAULT_HEARTBEAT)),
             failures: Mutex::default(),
+            seen: Mutex::default(),
         }
     }
 
@@ -82,10 +96,27 @@ impl Context {
         self
     }
 
+    /// The fence is the poller's too: its scheduled fetches each hold a permit.
     pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.poller.set_fence(fence.clone());
         self.fence = fence;
         self
     }
+
+    /// How often an unchanged status is rewritten to refresh `lastPollTime` (`None`: never).
+    pub fn set_status_heartbeat(&self, heartbeat: Option<Duration>) {
+        let ms = heartbeat.map_or(0, |h| millis(h).max(1));
+        self.status_heartbeat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn status_heartbeat(&self) -> Option<Duration> {
+        let ms = self.status_heartbeat_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Where the controller looks for ScaleSetWatches.
@@ -109,9 +140,36 @@ pub async fn run(
     if let Some(sel) = &scope.label_selector {
         config = config.labels(sel);
     }
-    let controller = Controller::new(api, config);
-    // Deleted watches are never reconciled again; forget their metrics and backoff state.
+    let mut controller = Controller::new(api, config);
+    // Each fetch of a scale set reconciles the watches that name it; deleted watches (and
+    // those out of scope now) are dropped from their sets before the next fetch.
+    if let Some(triggers) = ctx.poller.take_triggers() {
+        controller = controller
+            .reconcile_on(triggers.map(|w: WatchId| ObjectRef::new(&w.name).within(&w.namespace)));
+    }
     let store = controller.store();
+    let live = store.clone();
+    ctx.poller.set_liveness(move |w| {
+        live.get(&ObjectRef::new(&w.name).within(&w.namespace))
+            .is_some()
+    });
+    // No fetch after shutdown begins, nor once the term ended: the supervisor revokes the
+    // fence and then aborts this future, which would leave the scale sets' tasks running. A
+    // weak reference, so that this task keeps nothing alive.
+    let shutdown = shutdown.shared();
+    let stopper = {
+        let (weak, shutdown, fence) = (Arc::downgrade(&ctx), shutdown.clone(), ctx.fence.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = fence.expired() => {}
+            }
+            if let Some(ctx) = weak.upgrade() {
+                ctx.poller.stop();
+            }
+        })
+    };
+    // Deleted watches are never reconciled again; forget their metrics and backoff state.
     let sweep_ctx = ctx.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -144,11 +202,16 @@ pub async fn run(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .retain(|key, _| live.contains(key));
+            sweep_ctx
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|key, _| live.contains(key));
         }
     });
     controller
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 warn!(error = %e, "reconcile failed");
@@ -156,6 +219,8 @@ pub async fn run(
         })
         .await;
     sweeper.abort();
+    stopper.abort();
+    ctx.poller.stop();
 }
 
 async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -189,11 +254,16 @@ async fn reconcile_inner(
     let generation = watch.meta().generation;
     let interval = spec.interval();
     let key = (namespace.to_owned(), name.to_owned());
+    let watch_id = WatchId {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    };
     let target_id = status::target_of(spec, ctx.default_cloud);
     // Held through the poll: the process aborts the controller when the term ends.
     let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
 
     if spec.suspend {
+        ctx.poller.unsubscribe(&watch_id);
         let next = status::next_status(
             prev,
             &Outcome::Suspended,
@@ -206,6 +276,7 @@ async fn reconcile_inner(
         return Ok((Action::await_change(), None));
     }
 
+    // The latest fetch of the watch's scale set, or why there is nothing to fetch with.
     let polled = match credential_source(ctx, spec, namespace).await {
         Ok(source) => {
             let target = ScaleSetRef {
@@ -216,14 +287,55 @@ async fn reconcile_inner(
                 model_view: spec.model_view(),
             };
             let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
-            ctx.poller.poll(cloud, &target, &source, interval).await
+            match ctx
+                .poller
+                .subscribe(&watch_id, cloud, &target, &source, interval)
+            {
+                Some(polled) => Ok(polled),
+                // The set's first fetch is scheduled; its end reconciles this watch.
+                None => return Ok((Action::requeue(schedule::backstop(interval)), None)),
+            }
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // Nothing to fetch with: the watch leaves its scale set and retries on its own.
+            ctx.poller.unsubscribe(&watch_id);
+            Err(e)
+        }
     };
 
-    let polled = polled.map(|snapshot| health::assess(&snapshot, &spec.health));
-    let now = jiff::Timestamp::now();
-    let (next, action, failure) = match &polled {
+    // Reconciles do not fetch: the scale set's schedule does, and each fetch triggers the
+    // reconciles of its watches. A result read again (after this watch's own status write,
+    // say) is `fresh` no more, so that one failed fetch is counted once.
+    let (result, at, fresh, action) = match polled {
+        Ok(polled) => {
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            let fresh = ctx
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), polled.seq)
+                != Some(polled.seq);
+            let result = polled
+                .result
+                .map(|snapshot| health::assess(&snapshot, &spec.health));
+            let backstop = schedule::backstop(interval);
+            (result, polled.at, fresh, backstop)
+        }
+        Err(e) => {
+            let failures = {
+                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let n = f.entry(key).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let retry = schedule::retry_delay(interval, failures, e.retry_after());
+            (Err(e), jiff::Timestamp::now(), true, retry)
+        }
+    };
+    let (next, action, failure) = match &result {
         Ok(fleet) => {
             ctx.metrics
                 .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
@@ -232,40 +344,47 @@ async fn reconcile_inner(
                 scale_set: &spec.scale_set_name,
                 min_healthy_percent: spec.health.min_healthy_percent,
             };
-            ctx.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            (
-                status::next_status(prev, &outcome, Some(&target_id), generation, now),
-                Action::requeue(jittered(interval)),
-                None,
-            )
+            // lastPollTime is when the fetch ended, whichever reconcile reads it.
+            let next = status::next_status_with_heartbeat(
+                prev,
+                &outcome,
+                Some(&target_id),
+                generation,
+                at,
+                ctx.status_heartbeat(),
+            );
+            (next, Action::requeue(action), None)
         }
         Err(e) => {
-            warn!(reason = %Reason::of_poll_error(e), error = %e, "poll failed");
-            let failures = {
-                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let n = f.entry(key).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            };
+            if fresh {
+                warn!(reason = %Reason::of_poll_error(e), error = %e, "poll failed");
+            }
             let stale_after = status::StaleAfter::of(spec);
             let outcome = Outcome::Failed {
                 reason: Reason::of_poll_error(e),
                 message: e.to_string(),
                 stale_after,
             };
-            let next = status::next_status(prev, &outcome, Some(&target_id), generation, now);
-            // A long Retry-After must not keep old health standing past the stale rule; the
-            // attempt then is refused by the local throttle gate, without a request to ARM.
-            let retry = jittered(retry_delay(interval, failures, e));
+            // Now, not when the fetch ended: the same failure read again later (a scale set
+            // told by ARM to come back in ten minutes is not fetched meanwhile) still turns
+            // Healthy and Degraded Unknown once the stale rule says so.
+            let now = jiff::Timestamp::now();
+            let next = status::next_status_with_heartbeat(
+                prev,
+                &outcome,
+                Some(&target_id),
+                generation,
+                now,
+                ctx.status_heartbeat(),
+            );
+            // A long Retry-After must not keep old health standing past the stale rule: the
+            // watch comes back by then, even if its scale set is not fetched before.
             let retry = status::until_stale(&next, stale_after, now)
-                .map_or(retry, |left| retry.min(left + Duration::from_secs(1)));
+                .map_or(action, |left| action.min(left + Duration::from_secs(1)));
             (
                 next,
                 Action::requeue(retry),
-                Some(Reason::of_poll_error(e).as_str()),
+                fresh.then(|| Reason::of_poll_error(e).as_str()),
             )
         }
     };
@@ -280,23 +399,6 @@ async fn reconcile_inner(
     }
     write_status(ctx, watch, prev, &next).await?;
     Ok((action, failure))
-}
-
-/// After a failed poll: sooner than the interval at first (the fault may be brief), never sooner
-/// than ARM asked, and never later than the interval.
-fn retry_delay(interval: Duration, failures: u32, error: &PollError) -> Duration {
-    let backoff = Duration::from_secs(5)
-        .saturating_mul(1 << failures.saturating_sub(1).min(10))
-        .min(interval);
-    match error.retry_after() {
-        Some(after) => backoff.max(after),
-        None => backoff,
-    }
-}
-
-/// Up to 10% later, so that watches created together spread out over time.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
 }
 
 async fn credential_source(
@@ -467,43 +569,8 @@ fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> 
         *n
     };
     warn!(error = %error, failures, "reconcile error");
-    Action::requeue(jittered(
-        Duration::from_secs(1)
-            .saturating_mul(1 << failures.saturating_sub(1).min(8))
-            .min(Duration::from_secs(300)),
+    Action::requeue(schedule::write_retry_delay(
+        failures,
+        rand::rng().random_range(0.0..1.0),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::azure::arm::client::ArmError;
-
-    #[test]
-    fn failed_polls_back_off_from_5s_up_to_the_interval_but_never_before_retry_after() {
-        let interval = Duration::from_secs(60);
-        let unavailable = PollError::Arm(ArmError::Unavailable("timed out".into()));
-        let delays: Vec<u64> = (1..=6)
-            .map(|n| retry_delay(interval, n, &unavailable).as_secs())
-            .collect();
-        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
-        let throttled = PollError::Arm(ArmError::Throttled {
-            retry_after: Duration::from_secs(300),
-            code: "OperationNotAllowed".into(),
-        });
-        assert_eq!(
-            retry_delay(interval, 1, &throttled),
-            Duration::from_secs(300)
-        );
-        assert_eq!(retry_delay(interval, u32::MAX, &unavailable), interval);
-    }
-
-    #[test]
-    fn jitter_only_delays_and_by_at_most_a_tenth() {
-        let d = Duration::from_secs(100);
-        for _ in 0..1000 {
-            let j = jittered(d);
-            assert!(j >= d && j < Duration::from_secs(110), "{j:?}");
-        }
-    }
 }

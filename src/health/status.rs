@@ -1,6 +1,7 @@
 //! From one poll's outcome and the previous status to the next status. Pure: no clock, no I/O.
 
 use crate::api::{Cloud, ScaleSetWatchSpec, ScaleSetWatchStatus, UnhealthyInstance, ZoneHealth};
+use crate::azure::schedule;
 use crate::health::{FleetHealth, Reason};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
@@ -10,8 +11,9 @@ pub const HEALTHY: &str = "Healthy";
 pub const DEGRADED: &str = "Degraded";
 
 /// `lastPollTime` is refreshed at least this often while nothing else changes, so that a
-/// steady fleet costs one status write per heartbeat instead of one per poll.
-pub const HEARTBEAT: Duration = Duration::from_secs(300);
+/// steady fleet costs one status write per heartbeat instead of one per poll. The default;
+/// the controller's is configurable (`--status-heartbeat`).
+pub const HEARTBEAT: Duration = schedule::DEFAULT_HEARTBEAT;
 
 // Bounds on what Azure can make the status hold, whatever it returns. A status that etcd or the
 // API server refuses can never be written again: it freezes, perhaps still saying Healthy.
@@ -90,6 +92,19 @@ pub fn next_status(
     target: Option<&str>,
     generation: Option<i64>,
     now: jiff::Timestamp,
+) -> ScaleSetWatchStatus {
+    next_status_with_heartbeat(prev, outcome, target, generation, now, Some(HEARTBEAT))
+}
+
+/// [`next_status`] with `lastPollTime` refreshed at least every `heartbeat` while nothing
+/// else changes (`None`: only when something else changes).
+pub fn next_status_with_heartbeat(
+    prev: Option<&ScaleSetWatchStatus>,
+    outcome: &Outcome<'_>,
+    target: Option<&str>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+    heartbeat: Option<Duration>,
 ) -> ScaleSetWatchStatus {
     let mut next = prev.cloned().unwrap_or_default();
     next.observed_generation = generation;
@@ -233,9 +248,12 @@ pub fn next_status(
     // lastPollTime moves when anything else did, or when the heartbeat is due.
     if let Outcome::Polled { .. } = outcome {
         let changed = prev != Some(&next);
-        let stale = next.last_poll_time.as_ref().is_none_or(|t| {
-            now.duration_since(t.0) >= jiff::SignedDuration::try_from(HEARTBEAT).unwrap_or_default()
-        });
+        // A lastPollTime in the future (another replica's clock) is not stale.
+        let since_last = next
+            .last_poll_time
+            .as_ref()
+            .map(|t| Duration::try_from(now.duration_since(t.0)).unwrap_or_default());
+        let stale = schedule::heartbeat_due(since_last, heartbeat);
         if changed || stale {
             next.last_poll_time = Some(Time(now));
         }
@@ -728,6 +746,31 @@ mod tests {
             Some(Time(t(HEARTBEAT.as_secs() as i64)))
         );
         assert_eq!(cond(&later, READY).last_transition_time, Time(t(0)));
+    }
+
+    #[test]
+    fn heartbeat_is_configurable_and_off_means_only_changes_are_written() {
+        let f = fleet(4, 4, 100);
+        let first = next_status(None, &polled(&f, 100), None, None, t(0));
+        let beat = |h: Option<Duration>, secs: i64| {
+            next_status_with_heartbeat(Some(&first), &polled(&f, 100), None, None, t(secs), h)
+        };
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(beat(minute, 59), first);
+        assert_eq!(beat(minute, 60).last_poll_time, Some(Time(t(60))));
+        assert_eq!(
+            beat(None, 86_400),
+            first,
+            "off: a day later, still nothing to write"
+        );
+        let bad = fleet(3, 4, 100);
+        let changed =
+            next_status_with_heartbeat(Some(&first), &polled(&bad, 100), None, None, t(90), None);
+        assert_eq!(
+            changed.last_poll_time,
+            Some(Time(t(90))),
+            "a change still moves it"
+        );
     }
 
     #[test]
