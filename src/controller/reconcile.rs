@@ -7,9 +7,10 @@ use crate::azure::arm::client::ScaleSetRef;
 use crate::azure::poller::WatchId;
 use crate::azure::poller::{CredentialSource, PollError, Poller};
 use crate::azure::schedule;
+use crate::controller::decide::{Note, Observed, Poll, decide};
 use crate::controller::leader::Fence;
 use crate::controller::metrics::Metrics;
-use crate::health::status::{self, Outcome};
+use crate::health::status;
 use crate::health::{self, Reason};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -242,41 +243,65 @@ async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Actio
     result.map(|(action, _)| action)
 }
 
-/// Returns the next action and, for a failed poll, its reason.
+/// Gathers what the decision reads (the credentials, the scale set's latest fetch), lets
+/// `decide` choose, and carries the decision out. Returns the next action and, for a failed
+/// poll seen for the first time, its reason.
 async fn reconcile_inner(
     watch: &ScaleSetWatch,
     ctx: &Context,
     namespace: &str,
     name: &str,
 ) -> Result<(Action, Option<&'static str>), Error> {
-    let spec = &watch.spec;
+    // Held through the reconcile: the process aborts the controller when the term ends.
+    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
+    let poll = observe(watch, ctx, namespace, name).await;
+    if let Poll::Fetched { fleet, .. } = &poll {
+        ctx.metrics
+            .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
+    }
     let prev = watch.status.as_ref();
-    let generation = watch.meta().generation;
-    let interval = spec.interval();
+    let decision = decide(&Observed {
+        spec: &watch.spec,
+        status: prev,
+        generation: watch.meta().generation,
+        default_cloud: ctx.default_cloud,
+        poll,
+        now: jiff::Timestamp::now(),
+        heartbeat: ctx.status_heartbeat(),
+    });
+    if let Some(current) = decision.status.as_ref().or(prev) {
+        for c in &current.conditions {
+            if let Some(kind) = [status::READY, status::HEALTHY, status::DEGRADED]
+                .into_iter()
+                .find(|k| *k == c.type_)
+            {
+                ctx.metrics
+                    .record_condition(namespace, name, kind, &c.status, &c.reason);
+            }
+        }
+    }
+    if let Some(next) = &decision.status {
+        write_status(ctx, watch, next, &decision.events).await?;
+    }
+    let action = decision
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue);
+    Ok((action, decision.failure.map(Reason::as_str)))
+}
+
+/// The watch's scale set as this reconcile finds it. Reconciles do not fetch: the set's
+/// schedule does, and each fetch triggers the reconciles of its watches.
+async fn observe(watch: &ScaleSetWatch, ctx: &Context, namespace: &str, name: &str) -> Poll {
+    let spec = &watch.spec;
     let key = (namespace.to_owned(), name.to_owned());
     let watch_id = WatchId {
         namespace: namespace.to_owned(),
         name: name.to_owned(),
     };
-    let target_id = status::target_of(spec, ctx.default_cloud);
-    // Held through the poll: the process aborts the controller when the term ends.
-    let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
-
     if spec.suspend {
         ctx.poller.unsubscribe(&watch_id);
-        let next = status::next_status(
-            prev,
-            &Outcome::Suspended,
-            Some(&target_id),
-            generation,
-            jiff::Timestamp::now(),
-        );
-        write_status(ctx, watch, prev, &next).await?;
-        // Polling resumes when the spec changes.
-        return Ok((Action::await_change(), None));
+        return Poll::Suspended;
     }
-
-    // The latest fetch of the watch's scale set, or why there is nothing to fetch with.
     let polled = match credential_source(ctx, spec, namespace).await {
         Ok(source) => {
             let target = ScaleSetRef {
@@ -289,11 +314,10 @@ async fn reconcile_inner(
             let cloud = spec.cloud.unwrap_or(ctx.default_cloud);
             match ctx
                 .poller
-                .subscribe(&watch_id, cloud, &target, &source, interval)
+                .subscribe(&watch_id, cloud, &target, &source, spec.interval())
             {
                 Some(polled) => Ok(polled),
-                // The set's first fetch is scheduled; its end reconciles this watch.
-                None => return Ok((Action::requeue(schedule::backstop(interval)), None)),
+                None => return Poll::Pending,
             }
         }
         Err(e) => {
@@ -302,103 +326,45 @@ async fn reconcile_inner(
             Err(e)
         }
     };
-
-    // Reconciles do not fetch: the scale set's schedule does, and each fetch triggers the
-    // reconciles of its watches. A result read again (after this watch's own status write,
-    // say) is `fresh` no more, so that one failed fetch is counted once.
-    let (result, at, fresh, action) = match polled {
+    let failed = |error: PollError, fresh: bool| {
+        if fresh {
+            warn!(reason = %Reason::of_poll_error(&error), error = %error, "poll failed");
+        }
+        let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = f.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        Poll::Failed {
+            error,
+            failures: *n,
+            fresh,
+        }
+    };
+    match polled {
+        Err(e) => failed(e, true),
         Ok(polled) => {
-            ctx.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+            // A result read again (after this watch's own status write, say) is not fresh,
+            // so that one failed fetch is reported once.
             let fresh = ctx
                 .seen
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone(), polled.seq)
                 != Some(polled.seq);
-            let result = polled
-                .result
-                .map(|snapshot| health::assess(&snapshot, &spec.health));
-            let backstop = schedule::backstop(interval);
-            (result, polled.at, fresh, backstop)
-        }
-        Err(e) => {
-            let failures = {
-                let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let n = f.entry(key).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            };
-            let retry = schedule::retry_delay(interval, failures, e.retry_after());
-            (Err(e), jiff::Timestamp::now(), true, retry)
-        }
-    };
-    let (next, action, failure) = match &result {
-        Ok(fleet) => {
-            ctx.metrics
-                .record_counts(namespace, name, &fleet.counts, fleet.healthy_percent);
-            let outcome = Outcome::Polled {
-                health: fleet,
-                scale_set: &spec.scale_set_name,
-                min_healthy_percent: spec.health.min_healthy_percent,
-            };
-            // lastPollTime is when the fetch ended, whichever reconcile reads it.
-            let next = status::next_status_with_heartbeat(
-                prev,
-                &outcome,
-                Some(&target_id),
-                generation,
-                at,
-                ctx.status_heartbeat(),
-            );
-            (next, Action::requeue(action), None)
-        }
-        Err(e) => {
-            if fresh {
-                warn!(reason = %Reason::of_poll_error(e), error = %e, "poll failed");
+            match polled.result {
+                Ok(snapshot) => {
+                    ctx.failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
+                    Poll::Fetched {
+                        fleet: health::assess(&snapshot, &spec.health),
+                        at: polled.at,
+                    }
+                }
+                Err(e) => failed(e, fresh),
             }
-            let stale_after = status::StaleAfter::of(spec);
-            let outcome = Outcome::Failed {
-                reason: Reason::of_poll_error(e),
-                message: e.to_string(),
-                stale_after,
-            };
-            // Now, not when the fetch ended: the same failure read again later (a scale set
-            // told by ARM to come back in ten minutes is not fetched meanwhile) still turns
-            // Healthy and Degraded Unknown once the stale rule says so.
-            let now = jiff::Timestamp::now();
-            let next = status::next_status_with_heartbeat(
-                prev,
-                &outcome,
-                Some(&target_id),
-                generation,
-                now,
-                ctx.status_heartbeat(),
-            );
-            // A long Retry-After must not keep old health standing past the stale rule: the
-            // watch comes back by then, even if its scale set is not fetched before.
-            let retry = status::until_stale(&next, stale_after, now)
-                .map_or(action, |left| action.min(left + Duration::from_secs(1)));
-            (
-                next,
-                Action::requeue(retry),
-                fresh.then(|| Reason::of_poll_error(e).as_str()),
-            )
-        }
-    };
-    for c in &next.conditions {
-        if let Some(kind) = [status::READY, status::HEALTHY, status::DEGRADED]
-            .into_iter()
-            .find(|k| *k == c.type_)
-        {
-            ctx.metrics
-                .record_condition(namespace, name, kind, &c.status, &c.reason);
         }
     }
-    write_status(ctx, watch, prev, &next).await?;
-    Ok((action, failure))
 }
 
 async fn credential_source(
@@ -459,12 +425,9 @@ async fn credential_source(
 async fn write_status(
     ctx: &Context,
     watch: &ScaleSetWatch,
-    prev: Option<&ScaleSetWatchStatus>,
     next: &ScaleSetWatchStatus,
+    events: &[Note],
 ) -> Result<(), Error> {
-    if prev == Some(next) {
-        return Ok(());
-    }
     // Asked again: the term may have ended during the poll.
     let _permit = ctx.fence.permit().ok_or(Error::NotLeading)?;
     let namespace = watch.namespace().unwrap_or_default();
@@ -482,22 +445,16 @@ async fn write_status(
         info!("the ScaleSetWatch was deleted or replaced during the poll; its status is dropped");
         return Ok(());
     }
-    for t in status::transitions(prev, next) {
-        info!(condition = %t.type_, from = ?t.from, to = %t.to, reason = %t.reason, "condition changed");
-        let (type_, reason) = match (t.type_.as_str(), t.to.as_str()) {
-            (status::READY, "True") => (EventType::Normal, "PollSucceeded"),
-            (status::READY, _) => (EventType::Warning, "PollFailed"),
-            (_, "True") => (EventType::Normal, "Healthy"),
-            (_, "False") => (EventType::Warning, "Unhealthy"),
-            _ => (EventType::Normal, "HealthUnknown"),
-        };
+    for note in events {
+        info!(event = note.reason, note = %note.message, "condition changed");
         let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(status::truncate(
-                &format!("{}: {}", t.reason, t.message),
-                1000,
-            )),
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.into(),
+            note: Some(note.message.clone()),
             action: "Poll".into(),
             secondary: None,
         };
