@@ -422,6 +422,11 @@ mod tests {
         assert_eq!(d.requeue, None);
         let status = d.status.expect("written");
         assert_eq!(condition(&status, "Ready"), ("False", "Suspended"));
+        assert_eq!(condition(&status, "Healthy"), ("Unknown", "NotYetPolled"));
+        assert_eq!(
+            reasons(&d.events),
+            [("PollFailed", true), ("HealthUnknown", false)]
+        );
         assert_eq!(d.failure, None);
     }
 

@@ -2,6 +2,8 @@
 //! supervisor that makes a dead controller visible, metrics and the HTTP endpoints.
 
 pub mod decide;
+#[cfg(test)]
+mod fixtures;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

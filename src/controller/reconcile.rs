@@ -224,7 +224,10 @@ pub async fn run(
     ctx.poller.stop();
 }
 
-async fn reconcile(watch: Arc<ScaleSetWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(
+    watch: Arc<ScaleSetWatch>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let namespace = watch.namespace().ok_or(Error::NoNamespace)?;
     let name = watch.name_any();
     // Not `name`: JSON logs write the span's own name ("reconcile") under that key too, and a
