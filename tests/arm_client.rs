@@ -622,6 +622,11 @@ async fn flexible_scale_sets_are_listed_through_their_vms() {
             "{api_version}: instance views were fetched"
         );
         assert_eq!(fleet.counts.healthy, 2, "{api_version}");
+        assert_eq!(
+            fleet.orchestration_mode,
+            scaleset_watch::api::OrchestrationMode::Flexible,
+            "{api_version}"
+        );
         assert_eq!(fleet.counts.vm_agent_not_ready, 1, "{api_version}");
         assert_eq!(
             fleet.unhealthy[0].instance_id, "flex_1",
@@ -1012,6 +1017,9 @@ async fn uniform_and_flexible_twins_judge_alike_with_the_model_view() {
         )
     };
     assert_eq!(same(uniform), same(flex));
+    use scaleset_watch::api::OrchestrationMode;
+    assert_eq!(uniform.orchestration_mode, OrchestrationMode::Uniform);
+    assert_eq!(flex.orchestration_mode, OrchestrationMode::Flexible);
     assert_eq!(
         flex.counts.outdated_model, None,
         "Flexible VMs have no scale set model"

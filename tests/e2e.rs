@@ -1150,6 +1150,7 @@ fn kubectl_get_wide_shows_the_resource_group_and_the_condition_messages() {
     let row = lines.next().unwrap_or_default();
     for column in [
         "RESOURCE GROUP",
+        "MODE",
         "OUTDATED",
         "READY MESSAGE",
         "DEGRADED MESSAGE",
@@ -1158,6 +1159,7 @@ fn kubectl_get_wide_shows_the_resource_group_and_the_condition_messages() {
     }
     for value in [
         " rg-e2e ",
+        " Uniform ",
         "Listed 12 instances of scale set worker",
         degraded.as_str(),
     ] {
@@ -1240,6 +1242,13 @@ fn uniform_and_flexible_sets_with_the_same_instances_report_the_same_health() {
     for field in ["summary", "healthyPercent", "zones"] {
         assert_eq!(su[field], sf[field], "{field}");
     }
+    assert_eq!(
+        (&su["orchestrationMode"], &sf["orchestrationMode"]),
+        (
+            &serde_json::json!("Uniform"),
+            &serde_json::json!("Flexible")
+        )
+    );
     let mut without_model = i.clone();
     for key in [
         "outdatedModel",

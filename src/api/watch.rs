@@ -77,6 +77,13 @@ pub const MAX_LISTED_UNHEALTHY: usize = 50;
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Mode",
+        type_ = "string",
+        description = "orchestration mode: Uniform or Flexible",
+        json_path = ".status.orchestrationMode",
+        priority = 1
+    ),
+    printcolumn(
         name = "Outdated",
         type_ = "integer",
         description = "instances not on the scale set's latest model (with spec.modelView)",
@@ -238,6 +245,18 @@ pub struct HealthPolicy {
     pub outdated_model: OutdatedModelPolicy,
 }
 
+/// How a scale set manages its VMs, as its VM list shows it.
+#[derive(
+    schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum OrchestrationMode {
+    #[default]
+    Uniform,
+    /// The set's own VM list names its VMs without their instance views; they are listed from
+    /// the resource group's VMs instead.
+    Flexible,
+}
+
 /// What an instance not on the latest model means.
 #[derive(
     schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
@@ -310,6 +329,10 @@ pub struct ScaleSetWatchStatus {
     /// than shown under the new one until it is polled successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+
+    /// Uniform or Flexible, as the last successful poll found the scale set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestration_mode: Option<OrchestrationMode>,
 
     /// Healthy and total instances as "healthy/total", for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -705,6 +728,7 @@ mod tests {
             wide,
             vec![
                 "Resource Group",
+                "Mode",
                 "Outdated",
                 "Ready Message",
                 "Degraded Message"

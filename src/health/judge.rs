@@ -6,7 +6,7 @@
 
 use crate::api::{
     DomainHealth, ExpectedPowerState, HealthPolicy, InstanceCounts, MAX_LISTED_UNHEALTHY,
-    OutdatedModelPolicy, UnhealthyInstance, ZoneHealth,
+    OrchestrationMode, OutdatedModelPolicy, UnhealthyInstance, ZoneHealth,
 };
 pub use crate::azure::arm::snapshot::PowerState;
 use crate::azure::arm::snapshot::{
@@ -150,6 +150,7 @@ impl InstanceHealth<'_> {
 /// What the model concludes about the scale set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FleetHealth {
+    pub orchestration_mode: OrchestrationMode,
     pub counts: InstanceCounts,
     /// Healthy instances in percent, rounded down; 100 when there are none.
     pub healthy_percent: u8,
@@ -311,7 +312,11 @@ pub fn assess_at(
     for instance in snapshot.instances() {
         fleet.add(instance);
     }
-    fleet.finish()
+    let mut health = fleet.finish();
+    if snapshot.is_flexible() {
+        health.orchestration_mode = OrchestrationMode::Flexible;
+    }
+    health
 }
 
 /// The counts of a scale set, added up one instance at a time.
@@ -453,6 +458,7 @@ impl<'p> FleetAssessment<'p> {
             >= u64::from(policy.min_healthy_percent) * u64::from(counts.total);
 
         FleetHealth {
+            orchestration_mode: OrchestrationMode::Uniform,
             counts,
             healthy_percent,
             policy_met,

@@ -121,6 +121,7 @@ pub fn next_status_with_heartbeat(
             min_healthy_percent,
         } => {
             let counts = &health.counts;
+            next.orchestration_mode = Some(health.orchestration_mode);
             next.summary = Some(format!("{}/{}", counts.healthy, counts.total));
             next.instances = Some(counts.clone());
             next.healthy_percent = Some(health.healthy_percent);

@@ -341,6 +341,7 @@ impl ArmClient {
         let first = target.flexible_list_url(arm)?;
         self.list_pages(arm, target, first, credential, principal, scope)
             .await
+            .map(ScaleSetSnapshot::into_flexible)
     }
 
     async fn list_pages(

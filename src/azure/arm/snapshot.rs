@@ -148,6 +148,7 @@ pub enum Part {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScaleSetSnapshot {
     instances: Vec<Instance>,
+    flexible: bool,
 }
 
 impl ScaleSetSnapshot {
@@ -169,7 +170,10 @@ impl ScaleSetSnapshot {
             same
         });
         instances.shrink_to_fit();
-        Self { instances }
+        Self {
+            instances,
+            flexible: false,
+        }
     }
 
     /// Parses saved list pages (`check --from-file`, tests) as the client parses fetched ones.
@@ -185,6 +189,17 @@ impl ScaleSetSnapshot {
 
     pub fn instances(&self) -> &[Instance] {
         &self.instances
+    }
+
+    /// Listed as a Flexible scale set's VMs (from the resource group), not from the set's own
+    /// VM list.
+    pub fn into_flexible(mut self) -> Self {
+        self.flexible = true;
+        self
+    }
+
+    pub fn is_flexible(&self) -> bool {
+        self.flexible
     }
 
     /// Whether this is a Flexible scale set's VM list, which names each VM's resource instead
@@ -267,6 +282,11 @@ mod tests {
         let uniform = ScaleSetSnapshot::from_pages([page(&[&running("0")])]).expect("parses");
         assert!(!uniform.lists_flexible_references());
         assert!(!ScaleSetSnapshot::default().lists_flexible_references());
+        assert!(
+            !flexible.is_flexible(),
+            "only a list of the VMs themselves is"
+        );
+        assert!(ScaleSetSnapshot::default().into_flexible().is_flexible());
     }
 
     #[test]
