@@ -2,7 +2,8 @@
 //!
 //! `crd` declares the API; `arm` speaks to Azure Resource Manager and `azure` sets up its
 //! endpoints and credentials; `health` and `status` are the pure judgement; `poller` shares
-//! fetches between watches; `reconciler` ties them to Kubernetes; `simulator` stands in for Azure.
+//! fetches between watches; `reconciler` ties them to Kubernetes. The ARM simulator that
+//! stands in for Azure in tests is a crate of its own (`simulator/`), not part of the product.
 
 pub mod ambient;
 pub mod arm;
@@ -15,6 +16,5 @@ pub mod metrics;
 pub mod poller;
 pub mod reconciler;
 pub mod server;
-pub mod simulator;
 pub mod status;
 pub mod supervisor;

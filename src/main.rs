@@ -35,8 +35,6 @@ enum Command {
     Check(scaleset_watch::check::Args),
     /// Print the ScaleSetWatch CustomResourceDefinition as YAML.
     Crd,
-    /// Run the ARM simulator: a stand-in for Azure Resource Manager and Entra ID on loopback.
-    Simulate(scaleset_watch::simulator::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,7 +139,6 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", scaleset_watch::crd::crd_yaml()?);
             Ok(())
         }
-        Command::Simulate(args) => scaleset_watch::simulator::main(args).await,
         Command::Check(args) => {
             let code = scaleset_watch::check::run(args).await;
             std::process::exit(code);

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use scaleset_watch::simulator::{
+use serde_json::{Value, json};
+use ssw_simulator::{
     Fault, InstanceSpec, RequestStats, ScaleSetRef, Scenario, Simulator, SimulatorHandle,
 };
-use serde_json::{Value, json};
 
 const TENANT: &str = "11111111-1111-4111-8111-111111111111";
 const CLIENT: &str = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -250,12 +250,12 @@ fn instance_by_id<'a>(items: &'a [Value], id: &str) -> &'a Value {
 }
 
 fn fault(yaml: &str) -> Fault {
-    serde_yaml::from_str(yaml).expect("fault YAML")
+    yaml_serde::from_str(yaml).expect("fault YAML")
 }
 
 #[test]
 fn the_demo_fleet_parses() {
-    let s = Scenario::from_yaml(scaleset_watch::simulator::DEMO_SCENARIO).expect("fleet.yaml");
+    let s = Scenario::from_yaml(ssw_simulator::DEMO_SCENARIO).expect("fleet.yaml");
     let sets = &s.subscriptions[0].resource_groups[0].scale_sets;
     assert_eq!(
         sets.iter()
@@ -918,7 +918,7 @@ async fn admin_changes_show_in_the_next_list() {
             &env.workers(),
             "0",
             InstanceSpec {
-                power_state: Some(scaleset_watch::simulator::scenario::PowerState::Running),
+                power_state: Some(ssw_simulator::scenario::PowerState::Running),
                 ..Default::default()
             },
         )
@@ -1444,10 +1444,9 @@ fn every_example_scenario_parses() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let text = scaleset_watch::simulator::scenario::expand_env(&text, |name| {
-            Some(format!("https://{name}.test"))
-        })
-        .unwrap();
+        let text =
+            ssw_simulator::scenario::expand_env(&text, |name| Some(format!("https://{name}.test")))
+                .unwrap();
         let scenario =
             Scenario::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!scenario.subscriptions.is_empty(), "{}", path.display());
