@@ -236,14 +236,9 @@ impl Env {
     }
 
     pub async fn admin_stats(&self) -> RequestStats {
-        self.http
-            .get(self.url("/_sim/requests"))
-            .send()
+        crate::sim_admin::SimAdmin::new(self.sim.base_url(), self.sim.ca_pem())
+            .requests()
             .await
-            .expect("admin request")
-            .json()
-            .await
-            .expect("stats JSON")
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod azure_identity;
+mod binary;
 mod common;
 mod faults;
 mod paging;
@@ -12,3 +13,9 @@ mod scenarios;
 mod shapes;
 mod tokens;
 mod workload_identity;
+
+// Shared with the product's tests (tests/support), which test them in tests/harness.
+#[path = "../../../tests/support/reaper.rs"]
+mod reaper;
+#[path = "../../../tests/support/sim_admin.rs"]
+mod sim_admin;
