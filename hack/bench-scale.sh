@@ -93,8 +93,9 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 say "building the release controller"
-cargo build --release --quiet
+cargo build --release --quiet -p scaleset-watch -p ssw-simulator
 bin=$root/target/release/scaleset-watch
+simulator=$root/target/release/ssw-simulator
 
 say "starting etcd and kube-apiserver"
 hack/control-plane.sh up "$work/cp" >"$work/cp-up.log" 2>&1 {guard}>&- || { cat "$work/cp-up.log" >&2; exit 1; }
@@ -128,7 +129,7 @@ say "generating the scenario: $sets sets x $instances instances over $subs subsc
 } >"$work/scenario.yaml"
 
 say "starting the simulator"
-"$bin" simulate --scenario "$work/scenario.yaml" --listen 127.0.0.1:0 \
+"$simulator" --scenario "$work/scenario.yaml" --listen 127.0.0.1:0 \
   --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 {guard}>&- &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $work/sim-url ]] && break; sleep 0.1; done

@@ -13,9 +13,9 @@ root=$PWD
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Building scaleset-watch"
-cargo build --quiet
-bin=$root/target/debug/scaleset-watch
+say "Building the ARM simulator (the controller itself runs from the image)"
+cargo build --quiet -p ssw-simulator --bin ssw-simulator
+simulator=$root/target/debug/ssw-simulator
 
 say "Building (or reusing) kube-apiserver, etcd, helm, kubelet, kube-controller-manager, kube-scheduler"
 hack/control-plane.sh build
@@ -60,7 +60,7 @@ hack/control-plane.sh load-image "$work/cp" "$work/image.tar"
 kubectl get nodes -o wide
 
 say "Starting the ARM simulator with examples/simulator/fleet.yaml (on the node's address, for the pod)"
-"$bin" simulate --scenario examples/simulator/fleet.yaml --listen "$SSW_NODE_IP:0" \
+"$simulator" --scenario examples/simulator/fleet.yaml --listen "$SSW_NODE_IP:0" \
   --ca-out "$work/sim-ca.pem" --url-out "$work/sim-url" >"$work/simulator.log" 2>&1 {lifeline}>&- &
 pids+=($!)
 echo $! >>"$work/pids"

@@ -18,14 +18,14 @@ hack/image.sh binary
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "Committed CRD and the chart's copy are current"
-cargo run --quiet -- crd | diff -u crds/scalesetwatches.yaml - \
+cargo run --quiet --bin scaleset-watch -- crd | diff -u crds/scalesetwatches.yaml - \
   || { echo "crds/scalesetwatches.yaml is stale: cargo run -q -- crd > crds/scalesetwatches.yaml"; exit 1; }
 hack/sync-chart-crd.sh --check
 
-step "cargo test (unit, simulator, ARM client, chart, end-to-end)"
+step "cargo test --workspace (the simulator crate; the product's unit, ARM client, chart, end-to-end)"
 # End-to-end tests mostly wait on poll intervals, so more threads than cores is right.
-RUST_TEST_THREADS=${RUST_TEST_THREADS:-12} cargo test --all-targets --no-fail-fast
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-12} cargo test --workspace --all-targets --no-fail-fast

@@ -5,11 +5,11 @@
 //! that fetches each scale set on its own schedule for all the watches that name it);
 //! `health` judges them and derives the next status, with no I/O; `controller` ties this to
 //! Kubernetes (reconcile, leader election, metrics, endpoints); `cli` holds `check`.
-//! `simulator` stands in for Azure in tests and the demo.
+//! The ARM simulator that tests and the demo run against is a crate of its own
+//! (`simulator/`, `ssw-simulator`), not part of the product.
 
 pub mod api;
 pub mod azure;
 pub mod cli;
 pub mod controller;
 pub mod health;
-pub mod simulator;

@@ -35,8 +35,6 @@ enum Command {
     Check(scaleset_watch::cli::check::Args),
     /// Print the ScaleSetWatch CustomResourceDefinition as YAML.
     Crd,
-    /// Run the ARM simulator: a stand-in for Azure Resource Manager and Entra ID on loopback.
-    Simulate(scaleset_watch::simulator::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -155,7 +153,6 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", scaleset_watch::api::crd_yaml()?);
             Ok(())
         }
-        Command::Simulate(args) => scaleset_watch::simulator::main(args).await,
         Command::Check(args) => {
             let code = scaleset_watch::cli::check::run(args).await;
             std::process::exit(code);

@@ -6,7 +6,7 @@ use scaleset_watch::azure::arm::client::{ArmClient, Limits, ScaleSetRef};
 use scaleset_watch::azure::poller::{CredentialSource, PollError, Poller};
 use scaleset_watch::azure::{self, ClientSecret, EndpointOverrides};
 use scaleset_watch::health::assess;
-use scaleset_watch::simulator::{
+use ssw_simulator::{
     Fault, OutageBody, RedirectFault, Scenario, Simulator, SimulatorHandle, TokenFaultKind,
     TokenOutage,
 };
@@ -145,12 +145,12 @@ impl Env {
         )
     }
 
-    fn sim_ref(&self, vmss: &str) -> scaleset_watch::simulator::ScaleSetRef {
+    fn sim_ref(&self, vmss: &str) -> ssw_simulator::ScaleSetRef {
         self.sim_ref_in("rg", vmss)
     }
 
-    fn sim_ref_in(&self, rg: &str, vmss: &str) -> scaleset_watch::simulator::ScaleSetRef {
-        scaleset_watch::simulator::ScaleSetRef::new(SUB, rg, vmss)
+    fn sim_ref_in(&self, rg: &str, vmss: &str) -> ssw_simulator::ScaleSetRef {
+        ssw_simulator::ScaleSetRef::new(SUB, rg, vmss)
     }
 
     fn list_requests(&self, vmss: &str) -> u64 {
@@ -208,7 +208,7 @@ fn fast_limits() -> Limits {
 }
 
 fn fault(yaml: &str) -> Fault {
-    serde_yaml::from_str(yaml).expect("fault parses")
+    yaml_serde::from_str(yaml).expect("fault parses")
 }
 
 type Polled = Result<scaleset_watch::azure::arm::snapshot::ScaleSetSnapshot, PollError>;

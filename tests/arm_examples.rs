@@ -27,19 +27,70 @@ fn view(page: &Page) -> &View {
     page.instances[0].view.as_ref().expect("instance view")
 }
 
+/// Every fixture, each with its expectations below.
+const FIXTURES: [&str; 5] = [
+    "VirtualMachineScaleSetVM_List_MaximumSet_Gen.json",
+    "VirtualMachineScaleSetVM_List_MinimumSet_Gen.json",
+    "VirtualMachineScaleSetVM_List_WithVirtualMachineResourceId.json",
+    "cloud-provider-azure_AZURECLOUD_VirtualMachineScaleSetVMs_GetInstanceView.json",
+    "seed-2017-03-30-list-instance-views.json",
+];
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("readable dir")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_fixture_is_there_and_tested() {
+    // Exactly the listed files: a missing fixture, an empty folder or a new file without
+    // expectations fails here rather than passing by finding nothing.
+    assert_eq!(names_in(&fixtures()), FIXTURES);
+    for name in FIXTURES {
+        let json: serde_json::Value =
+            serde_json::from_slice(&body(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            json.as_object().is_some_and(|o| !o.is_empty()),
+            "{name} holds no ARM answer"
+        );
+    }
+}
+
 #[test]
 fn fixtures_cover_every_shared_example() {
-    // The shared folder sits beside the checkout (locally and in CI); a new example there must
-    // be copied here and given expectations below.
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/arm-examples");
-    let Ok(entries) = std::fs::read_dir(&shared) else {
+    // The shared folder sits beside the checkout in CI and beside the worktrees here; a new
+    // example there must be copied to tests/fixtures/arm-examples and given expectations.
+    let Some(shared) = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|d| d.join("shared/arm-examples"))
+        .find(|d| d.is_dir())
+    else {
+        // Another machine: the fixtures are the copy, checked by the test above.
+        eprintln!("no shared/arm-examples beside this checkout");
         return;
     };
-    for entry in entries {
-        let name = entry.expect("readable dir").file_name();
+    let shared_names = names_in(&shared);
+    assert!(!shared_names.is_empty(), "{} is empty", shared.display());
+    for name in &shared_names {
         assert!(
-            fixtures().join(&name).exists(),
-            "{name:?} is in ../shared/arm-examples but not in tests/fixtures/arm-examples"
+            FIXTURES.contains(&name.as_str()),
+            "{name:?} is in {} but not in tests/fixtures/arm-examples",
+            shared.display()
+        );
+        assert_eq!(
+            std::fs::read(shared.join(name)).expect("shared example"),
+            body(name),
+            "{name}: the fixture differs from the shared example"
         );
     }
 }

@@ -81,7 +81,7 @@ fn template_yaml(release: &str, ns: &str, values: &[String]) -> String {
 }
 
 fn parse_docs(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    yaml_serde::Deserializer::from_str(yaml)
         .map(|d| Value::deserialize(d).expect("rendered YAML parses"))
         .filter(|v| !v.is_null())
         .collect()
@@ -181,7 +181,7 @@ fn chart_crd_template_renders_the_repo_crd() {
         "{}",
         describe("hack/sync-chart-crd.sh --check", &out)
     );
-    let repo: Value = serde_yaml::from_str(
+    let repo: Value = yaml_serde::from_str(
         &std::fs::read_to_string(repo_root().join("crds/scalesetwatches.yaml")).unwrap(),
     )
     .unwrap();
@@ -533,7 +533,7 @@ fn assert_common(name: &str, release: &str, ns: &str, docs: &[Value]) {
 
 fn chart_app_version() -> String {
     let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
-    let v: Value = serde_yaml::from_str(&text).unwrap();
+    let v: Value = yaml_serde::from_str(&text).unwrap();
     v["appVersion"].as_str().unwrap().to_owned()
 }
 
@@ -948,7 +948,7 @@ fn prometheus_rules_pass_promtool_check_and_unit_tests() {
     let rules = serde_json::json!({"groups": rule["spec"]["groups"]});
     std::fs::write(
         dir.path().join("rules.yaml"),
-        serde_yaml::to_string(&rules).expect("YAML"),
+        yaml_serde::to_string(&rules).expect("YAML"),
     )
     .expect("write rules");
     std::fs::copy(
@@ -1657,7 +1657,7 @@ fn harness_private_cluster_tokens_and_teardown() {
 fn readme_documents_every_value_and_the_crd_upgrade() {
     let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+        yaml_serde::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
             .unwrap();
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(chart_dir().join("values.schema.json")).unwrap(),
@@ -1701,7 +1701,7 @@ fn readme_documents_every_value_and_the_crd_upgrade() {
 fn dockerfile_matches_the_chart() {
     let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+        yaml_serde::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
             .unwrap();
     let uid = values["securityContext"]["runAsUser"].as_i64().unwrap();
     assert_eq!(uid, 65532);

@@ -3,7 +3,7 @@
 
 mod support;
 
-use scaleset_watch::simulator::{Scenario, Simulator};
+use ssw_simulator::{Scenario, Simulator};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -171,7 +171,7 @@ fn json_and_yaml_are_the_status_the_controller_would_write() {
     assert_eq!(status["updateDomains"][0]["domain"], 5);
 
     let out = check_seed(&["-o", "yaml"]);
-    let status: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
+    let status: serde_json::Value = yaml_serde::from_slice(&out.stdout).expect("YAML");
     assert_eq!(status["summary"], "0/1");
 }
 

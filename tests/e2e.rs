@@ -130,11 +130,7 @@ fn wait_condition(
 }
 
 /// A namespace of its own with one watch of `scale_set` that has polled successfully.
-fn ready_watch(
-    prefix: &str,
-    name: &str,
-    scale_set: &str,
-) -> (String, scaleset_watch::simulator::ScaleSetRef) {
+fn ready_watch(prefix: &str, name: &str, scale_set: &str) -> (String, ssw_simulator::ScaleSetRef) {
     let e = env();
     let ns = e.cluster.create_namespace(prefix);
     e.cluster

@@ -66,7 +66,7 @@ fn the_docker_build_context_compiles_a_static_release_binary() {
         "Cargo.lock",
         "src/main.rs",
         "benches/parse.rs",
-        "examples/simulator/fleet.yaml",
+        "simulator/Cargo.toml",
         "hack/build-static.sh",
     ] {
         assert!(
@@ -81,7 +81,7 @@ fn the_docker_build_context_compiles_a_static_release_binary() {
                 "Cargo.lock",
                 "src/",
                 "benches/",
-                "examples/simulator/fleet.yaml"
+                "simulator/Cargo.toml"
             ]
             .iter()
             .chain(&["hack/build-static.sh", "prebuilt/"])
@@ -111,4 +111,20 @@ fn the_docker_build_context_compiles_a_static_release_binary() {
         out.stdout == committed,
         "the image's binary prints another CRD"
     );
+
+    // No simulator inside: no command for it, and none of its code (its admin API's routes
+    // and the crate's own name are strings no product code holds).
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--help").env_clear();
+    let out = run_command(cmd, None, support::COMMAND_TIMEOUT);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && help.contains("check"), "{help}");
+    assert!(!help.contains("simulat"), "{help}");
+    for needle in [&b"/_sim/"[..], b"ssw_simulator"] {
+        assert!(
+            !elf.windows(needle.len()).any(|w| w == needle),
+            "the image's binary holds {:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
 }

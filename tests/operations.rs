@@ -19,6 +19,7 @@ use support::controller::{
     Controller, SECRET, SUB, SimEnv, TENANT, condition, get_watch, install_chart, scenario,
     wait_condition, watch_yaml,
 };
+use support::prometheus::{Sample, parse_samples, sample, sum};
 use support::{Cluster, assert_eventually, run_command, unique_name, wait_for, wait_for_value};
 
 fn ops_scenario() -> String {
@@ -105,110 +106,6 @@ fn http_get(c: &Controller, path: &str) -> Response {
         content_type,
         body,
     }
-}
-
-/// One sample line of the text exposition format.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_samples(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = line[..name_end].to_owned();
-        let mut labels = BTreeMap::new();
-        let mut rest = &line[name_end..];
-        if let Some(inner) = rest.strip_prefix('{') {
-            let mut chars = inner.char_indices().peekable();
-            let mut end = inner.len();
-            loop {
-                // label name
-                let start = match chars.peek() {
-                    Some((_, '}')) => {
-                        end = chars.next().map_or(end, |(i, _)| i);
-                        break;
-                    }
-                    Some((i, _)) => *i,
-                    None => panic!("unterminated labels in {line:?}"),
-                };
-                let mut eq = start;
-                for (i, c) in chars.by_ref() {
-                    if c == '=' {
-                        eq = i;
-                        break;
-                    }
-                }
-                let key = inner[start..eq].to_owned();
-                assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "in {line:?}");
-                let mut value = String::new();
-                while let Some((_, c)) = chars.next() {
-                    match c {
-                        '\\' => match chars.next().map(|(_, c)| c) {
-                            Some('n') => value.push('\n'),
-                            Some(c) => value.push(c),
-                            None => {}
-                        },
-                        '"' => break,
-                        c => value.push(c),
-                    }
-                }
-                labels.insert(key, value);
-                if let Some((_, ',')) = chars.peek() {
-                    chars.next();
-                }
-            }
-            rest = &inner[end + 1..];
-        }
-        let value_text = rest.split_whitespace().next().unwrap_or_default();
-        let value = match value_text {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|e| panic!("bad sample value in {line:?}: {e}")),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// The value of the sample named `name` whose labels include `labels`, when exactly one has them.
-fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect();
-    assert!(
-        matching.len() <= 1,
-        "{name} {labels:?} matches several samples: {matching:?}"
-    );
-    matching.first().map(|s| s.value)
-}
-
-/// Sum of every sample named `name` (0 when there is none).
-fn sum(samples: &[Sample], name: &str) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .sum()
 }
 
 #[track_caller]

@@ -31,7 +31,7 @@ fn the_release_workflow_passes_actionlint() {
 #[test]
 fn the_release_workflow_pushes_what_the_chart_installs() {
     let wf = workflow();
-    let values: serde_yaml::Value = serde_yaml::from_str(
+    let values: yaml_serde::Value = yaml_serde::from_str(
         &std::fs::read_to_string(repo_root().join("charts/scaleset-watch/values.yaml"))
             .expect("values.yaml"),
     )

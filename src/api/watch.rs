@@ -503,11 +503,11 @@ pub struct UnhealthyInstance {
 }
 
 /// The CRD as YAML, exactly as committed in `crds/scalesetwatches.yaml`.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crd_yaml() -> Result<String, yaml_serde::Error> {
     let mut crd = serde_json::to_value(ScaleSetWatch::crd())
-        .map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+        .map_err(<yaml_serde::Error as serde::ser::Error>::custom)?;
     unwrap_descriptions(&mut crd);
-    serde_yaml::to_string(&crd)
+    yaml_serde::to_string(&crd)
 }
 
 /// Doc comments wrap at source width; `kubectl explain` wraps by itself, so a description's

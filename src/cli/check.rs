@@ -134,7 +134,7 @@ pub async fn run(args: Args) -> i32 {
         Output::Json => serde_json::to_string_pretty(&status)
             .map(|s| s + "\n")
             .map_err(|e| e.to_string()),
-        Output::Yaml => serde_yaml::to_string(&status).map_err(|e| e.to_string()),
+        Output::Yaml => yaml_serde::to_string(&status).map_err(|e| e.to_string()),
     };
     match rendered {
         Ok(out) => print!("{out}"),

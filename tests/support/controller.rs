@@ -3,7 +3,7 @@
 //! run as a local process with a TokenRequest token of that ServiceAccount.
 
 use super::{Cluster, run_command, unique_name, wait_for_value};
-use scaleset_watch::simulator::{
+use ssw_simulator::{
     Fault, InstanceSpec, RequestStats, ScaleSetRef, Scenario, Simulator, SimulatorHandle,
 };
 use std::io::Write;
@@ -73,12 +73,12 @@ impl SimEnv {
     }
 
     pub fn put_instance(&self, r: &ScaleSetRef, yaml: &str) {
-        let spec: InstanceSpec = serde_yaml::from_str(yaml).expect("instance spec parses");
+        let spec: InstanceSpec = yaml_serde::from_str(yaml).expect("instance spec parses");
         self.h().put_instance(r, spec).expect("instance replaced");
     }
 
     pub fn set_faults(&self, r: &ScaleSetRef, yaml: &str) {
-        let faults: Vec<Fault> = serde_yaml::from_str(yaml).expect("faults parse");
+        let faults: Vec<Fault> = yaml_serde::from_str(yaml).expect("faults parse");
         self.h().set_faults(r, faults).expect("faults set");
     }
 

@@ -39,13 +39,20 @@
 //! started straight from a test's own thread would be killed when that test's thread ends,
 //! which is wrong for a controller shared by a whole test binary through a `static`.) The
 //! control plane's watchdog is the one exception: it must outlive the test process to run
-//! `down`. `tests/harness.rs` checks all this with a SIGKILLed test process.
+//! `down`. `tests/harness/main.rs` checks all this with a SIGKILLed test process.
 //!
 //! Environment knobs: `SSW_TEST_KEEP_CP=1` keeps the state directory (logs, kubeconfig) after
 //! the run; `KUBECTL` overrides the kubectl binary; `SSW_CACHE_DIR` is honoured by the script.
 #![allow(dead_code)]
 
 pub mod controller;
+pub mod prometheus;
+pub mod reaper;
+pub mod sim_admin;
+
+// Not every test binary uses each of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use reaper::{TiedCommand, output, spawn};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -53,7 +60,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Default timeout of one kubectl/helm invocation.
@@ -122,84 +129,6 @@ pub fn assert_eventually(timeout: Duration, what: &str, f: impl FnMut() -> bool)
         wait_for(timeout, f),
         "timed out after {timeout:?} waiting for: {what}"
     );
-}
-
-type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
-
-/// Starts `cmd` (taking it; `cmd` is left empty) so that the child is killed when this test
-/// process ends, in any way (see the module docs). Returns what `Command::spawn` would.
-pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnJob>();
-        // The sender lives in a static, so this loop, and the thread, end only with the process.
-        std::thread::Builder::new()
-            .name("test-child-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(spawn_tied(&mut cmd));
-                }
-            })
-            .expect("start the child-spawner thread");
-        tx
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    let cmd = std::mem::replace(cmd, Command::new(""));
-    spawner
-        .send((cmd, reply_tx))
-        .expect("the child-spawner thread runs");
-    reply_rx.recv().expect("the child-spawner thread answers")
-}
-
-/// Runs on the spawner thread: the child gets SIGKILL when this thread ends.
-fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    // SAFETY: runs in the child between fork and exec; it makes two async-signal-safe
-    // system calls and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // A parent that died before the prctl will never send the signal.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// `Command::output` through [`spawn`]: stdin is /dev/null, stdout and stderr are captured.
-pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    spawn(cmd)?.wait_with_output()
-}
-
-/// [`spawn`] and [`output`] as methods, to swap in for `Command::spawn` and `Command::output`.
-pub trait TiedCommand {
-    fn spawn_tied(&mut self) -> std::io::Result<Child>;
-    fn output_tied(&mut self) -> std::io::Result<Output>;
-}
-
-impl TiedCommand for Command {
-    fn spawn_tied(&mut self) -> std::io::Result<Child> {
-        spawn(self)
-    }
-    fn output_tied(&mut self) -> std::io::Result<Output> {
-        output(self)
-    }
 }
 
 /// Human-readable summary of a finished command, for assertion messages.

@@ -1,7 +1,12 @@
 //! The test harness itself: a process a test starts dies with the test process, even when
-//! that is killed with SIGKILL and gets no chance to clean up.
+//! that is killed with SIGKILL and gets no chance to clean up; and the shared helpers of
+//! tests/support, one module each.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod prometheus;
+mod sim_admin;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

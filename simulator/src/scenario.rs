@@ -113,7 +113,7 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     #[error("invalid scenario YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] yaml_serde::Error),
     #[error("invalid scenario: {0}")]
     Invalid(String),
 }
@@ -792,7 +792,7 @@ fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
 
 impl Scenario {
     pub fn from_yaml(text: &str) -> Result<Self, ScenarioError> {
-        let scenario: Scenario = serde_yaml::from_str(text)?;
+        let scenario: Scenario = yaml_serde::from_str(text)?;
         scenario.validate()?;
         Ok(scenario)
     }
@@ -1053,15 +1053,15 @@ mod tests {
 
     #[test]
     fn token_faults_parse_from_compact_yaml() {
-        let answer: TokenFault = serde_yaml::from_str("{answer: {}}").unwrap();
+        let answer: TokenFault = yaml_serde::from_str("{answer: {}}").unwrap();
         assert_eq!(answer.kind, TokenFaultKind::Answer(serde_json::json!({})));
         let redirect: TokenFault =
-            serde_yaml::from_str("redirect: {to: 'https://a.example'}").unwrap();
+            yaml_serde::from_str("redirect: {to: 'https://a.example'}").unwrap();
         assert!(
             matches!(&redirect.kind, TokenFaultKind::Redirect(r) if r.status == 307 && r.to == "https://a.example")
         );
         assert!(redirect.validate().is_ok());
-        let json: TokenFault = serde_yaml::from_str(r#"{"answer": {"access_token": ""}}"#).unwrap();
+        let json: TokenFault = yaml_serde::from_str(r#"{"answer": {"access_token": ""}}"#).unwrap();
         assert_eq!(
             json.kind,
             TokenFaultKind::Answer(serde_json::json!({"access_token": ""}))
@@ -1070,7 +1070,7 @@ mod tests {
 
     #[test]
     fn faults_parse_from_compact_yaml() {
-        let faults: Vec<Fault> = serde_yaml::from_str(
+        let faults: Vec<Fault> = yaml_serde::from_str(
             "- throttle: {retryAfterSeconds: 7}\n  count: 2\n- malformedJson: {}\n  page: 2\n- serverError: {status: 503}\n",
         )
         .unwrap();
@@ -1082,7 +1082,7 @@ mod tests {
         assert_eq!(faults[1].page, Some(2));
         assert!(matches!(&faults[2].kind, FaultKind::ServerError(e) if e.status == 503));
         // JSON is YAML too: the admin API accepts either.
-        let json: Fault = serde_yaml::from_str(r#"{"timeout": {"seconds": 3}}"#).unwrap();
+        let json: Fault = yaml_serde::from_str(r#"{"timeout": {"seconds": 3}}"#).unwrap();
         assert!(matches!(
             json.kind,
             FaultKind::Timeout(TimeoutFault { seconds: 3 })
@@ -1091,7 +1091,7 @@ mod tests {
 
     #[test]
     fn generate_spreads_and_explicit_entries_override() {
-        let ss: ScaleSetSpec = serde_yaml::from_str(
+        let ss: ScaleSetSpec = yaml_serde::from_str(
             "name: big\ngenerate: {count: 1000, zones: ['1','2','3']}\ninstances:\n- {id: 17, powerState: stopped}\n- {id: 5000}\n",
         )
         .unwrap();

@@ -31,7 +31,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use scaleset_watch::simulator::{Scenario, Simulator};
+//! use ssw_simulator::{Scenario, Simulator};
 //! let scenario = Scenario::from_file("examples/simulator/fleet.yaml".as_ref())?;
 //! let sim = Simulator::start(scenario, "127.0.0.1:0".parse()?).await?;
 //! println!("{} trusts {}", sim.base_url(), sim.ca_pem());
@@ -69,7 +69,7 @@ pub use tls::TlsError;
 /// The demo fleet, served when no `--scenario` is given.
 pub const DEMO_SCENARIO: &str = include_str!("../../examples/simulator/fleet.yaml");
 
-/// Options of `scaleset-watch simulate`.
+/// Options of the `ssw-simulator` binary.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Scenario YAML (see examples/simulator/); the demo fleet when omitted.
@@ -252,10 +252,9 @@ fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
-/// `scaleset-watch simulate`.
-pub async fn main(args: Args) -> anyhow::Result<()> {
-    // The binary may not have set up logging for this subcommand; an Err
-    // means it did.
+/// The `ssw-simulator` binary: serves until SIGINT or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // An Err means the embedding program has set up logging already.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -647,11 +647,13 @@ impl SimState {
     }
 }
 
-/// A UUID-shaped id that stays the same across restarts for the same name,
-/// so that a controller keying on vmId or uniqueId sees stable values.
+/// A UUID that stays the same across restarts for the same name, so that a
+/// controller keying on vmId or uniqueId sees stable values.
 pub(crate) fn stable_uuid(name: &str) -> String {
     // Two FNV-1a passes with different offsets give 128 well-mixed bits;
-    // nothing here needs cryptographic strength.
+    // nothing here needs cryptographic strength, and (unlike a v5 UUID) no
+    // hash crate is needed. The bytes are marked as version 4 / variant 1,
+    // so parsers that check those bits are content.
     let fnv = |seed: u64| {
         name.bytes().fold(seed, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -659,25 +661,15 @@ pub(crate) fn stable_uuid(name: &str) -> String {
     };
     let hi = fnv(0xcbf2_9ce4_8422_2325);
     let lo = fnv(0x8422_2325_cbf2_9ce4 ^ hi);
-    format_uuid(hi, lo)
+    let bytes = (u128::from(hi) << 64 | u128::from(lo)).to_be_bytes();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 pub(crate) fn random_uuid() -> String {
-    format_uuid(rand::random(), rand::random())
-}
-
-fn format_uuid(hi: u64, lo: u64) -> String {
-    // Version 4 / variant 1 bits, so parsers that check them are content.
-    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
-    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -698,6 +690,12 @@ mod tests {
         assert_ne!(u, stable_uuid("y"));
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+        // Ids already handed out (in saved responses, in the fixtures of tests that compare
+        // them) keep their values: the same bits as the hand-written formatting gave.
+        assert_eq!(stable_uuid("x"), "af63f54c-8602-4707-b16a-efef6fbd3861");
+        let parsed = uuid::Uuid::parse_str(&u).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert_ne!(random_uuid(), random_uuid());
     }
 
@@ -708,7 +706,7 @@ mod tests {
             scale_set_vm_30min: 5,
             ..RateLimits::default()
         };
-        let spec: ScaleSetSpec = serde_yaml::from_str("name: s").unwrap();
+        let spec: ScaleSetSpec = yaml_serde::from_str("name: s").unwrap();
         let mut ss = ScaleSetState::new("sub", "rg", &spec);
         let now = Instant::now();
         assert_eq!(ss.count_read(now, &limits), (2, 4));

@@ -577,8 +577,8 @@ pub(crate) fn arm_error(code: &str, message: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::scenario::Scenario;
-    use crate::simulator::state::{ScaleSetRef, SimState, lock};
+    use crate::scenario::Scenario;
+    use crate::state::{ScaleSetRef, SimState, lock};
 
     fn render_first(yaml: &str, shape: Shape) -> Value {
         let scenario = Scenario::from_yaml(yaml).unwrap();

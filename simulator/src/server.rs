@@ -177,7 +177,7 @@ fn admin<T: serde::Serialize>(r: Result<T, StateError>, ok: StatusCode) -> Respo
 
 /// JSON is YAML, so one parser takes either.
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, StateError> {
-    serde_yaml::from_slice(body).map_err(|e| StateError::Invalid(format!("bad body: {e}")))
+    yaml_serde::from_slice(body).map_err(|e| StateError::Invalid(format!("bad body: {e}")))
 }
 
 async fn requests(State(app): State<Arc<App>>) -> Response {
