@@ -163,7 +163,7 @@ fn notes(prev: Option<&ScaleSetWatchStatus>, next: &ScaleSetWatchStatus) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{InstanceCounts, ScaleSetWatchSpec, UnhealthyInstance};
+    use crate::api::ScaleSetWatchSpec;
     use crate::azure::arm::client::ArmError;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -182,25 +182,7 @@ mod tests {
     }
 
     fn fleet(healthy: u32, total: u32) -> FleetHealth {
-        let unhealthy = total - healthy;
-        FleetHealth {
-            counts: InstanceCounts {
-                total,
-                healthy,
-                unhealthy,
-                running: total,
-                ..Default::default()
-            },
-            healthy_percent: (healthy * 100).checked_div(total).map_or(100, |p| p as u8),
-            policy_met: unhealthy == 0,
-            unhealthy: (0..unhealthy)
-                .map(|i| UnhealthyInstance {
-                    instance_id: i.to_string(),
-                    reasons: vec!["power state deallocated".into()],
-                })
-                .collect(),
-            ..Default::default()
-        }
+        FleetHealth::example(healthy, total, 100)
     }
 
     fn observed<'a>(

@@ -167,6 +167,33 @@ pub struct FleetHealth {
     pub unhealthy_omitted: u32,
 }
 
+#[cfg(test)]
+impl FleetHealth {
+    /// `healthy` of `total` running instances against `min_percent`, each unhealthy one with
+    /// one reason: for tests of what is built on the judgement.
+    pub(crate) fn example(healthy: u32, total: u32, min_percent: u8) -> Self {
+        let unhealthy = total - healthy;
+        Self {
+            counts: InstanceCounts {
+                total,
+                healthy,
+                unhealthy,
+                running: total,
+                ..Default::default()
+            },
+            healthy_percent: (healthy * 100).checked_div(total).map_or(100, |p| p as u8),
+            policy_met: healthy * 100 >= u32::from(min_percent) * total,
+            unhealthy: (0..unhealthy)
+                .map(|i| UnhealthyInstance {
+                    instance_id: i.to_string(),
+                    reasons: vec!["disk os failed: io".into()],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
 static NOT_REPORTED: AppHealth = AppHealth::NotReported;
 
 /// Judges one instance against the policy, at `now` (which only the Application Health grace

@@ -630,25 +630,7 @@ mod tests {
     }
 
     fn fleet(healthy: u32, total: u32, min_percent: u8) -> FleetHealth {
-        let unhealthy = total - healthy;
-        FleetHealth {
-            counts: InstanceCounts {
-                total,
-                healthy,
-                unhealthy,
-                running: total,
-                ..Default::default()
-            },
-            healthy_percent: (healthy * 100).checked_div(total).map_or(100, |p| p as u8),
-            policy_met: healthy * 100 >= u32::from(min_percent) * total,
-            unhealthy: (0..unhealthy)
-                .map(|i| UnhealthyInstance {
-                    instance_id: i.to_string(),
-                    reasons: vec!["disk os failed: io".into()],
-                })
-                .collect(),
-            ..Default::default()
-        }
+        FleetHealth::example(healthy, total, min_percent)
     }
 
     fn polled(f: &FleetHealth, min: u8) -> Outcome<'_> {
