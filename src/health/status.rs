@@ -605,7 +605,6 @@ pub fn transitions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::InstanceCounts;
 
     const TARGET: &str = "AzurePublic/s/rg/web (controller identity)";
 
