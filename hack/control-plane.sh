@@ -5,7 +5,8 @@
 #
 #   hack/control-plane.sh build       build (once) and cache the binaries
 #   hack/control-plane.sh promtool    build (once) and cache promtool, which only the
-#                                     tests need (tests/chart.rs checks the chart's alerts)
+#                                     tests need (tests/chart/rendering.rs checks the
+#                                     chart's alerts)
 #   hack/control-plane.sh env         print `export` lines for the cached binaries
 #   hack/control-plane.sh up DIR      start etcd + kube-apiserver, state in DIR
 #   hack/control-plane.sh up-node DIR the same plus a node that runs pods:
@@ -38,7 +39,7 @@ CP_MOD_DIR="$HACK_DIR/cp"
 KUBE_VERSION=v1.34.12
 ETCD_VERSION=v3.5.35
 HELM_VERSION=v3.19.5
-# promtool (checks the chart's PrometheusRule in tests/chart.rs): the Go module
+# promtool (checks the chart's PrometheusRule in tests/chart/rendering.rs): the Go module
 # github.com/prometheus/prometheus v0.3XX.Y is Prometheus v3.XX.Y.
 PROMETHEUS_MODULE_VERSION=v0.316.0
 PROMETHEUS_VERSION=3.16.0

@@ -11,7 +11,7 @@
 #   hack/sync-chart-crd.sh          write the template
 #   hack/sync-chart-crd.sh --check  exit 1 (and show a diff) if the template is stale
 #
-# tests/chart.rs also checks that the rendered CRD equals crds/scalesetwatches.yaml.
+# tests/chart/rendering.rs also checks that the rendered CRD equals crds/scalesetwatches.yaml.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

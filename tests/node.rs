@@ -42,7 +42,7 @@ fn bed() -> &'static Bed {
     BED.get_or_init(|| {
         let cluster = Cluster::shared_node();
         // Several releases share this cluster, so none of them owns the CRD (crds.enabled
-        // is false in values()); tests/chart.rs covers the CRD's life under Helm.
+        // is false in values()); tests/chart/install.rs covers the CRD's life under Helm.
         cluster.apply_crd();
         let node_ip = cluster.node_ip().expect("up-node exports SSW_NODE_IP");
         let sim = SimEnv::start_at(
