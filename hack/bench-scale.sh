@@ -23,6 +23,7 @@
 #
 # Environment (defaults): BENCH_INTERVAL (60s), BENCH_INSTANCES (100), BENCH_SUBSCRIPTIONS (5),
 # BENCH_STEADY_MINUTES (5), BENCH_FLIPS (20, at most SETS), SSW_STATUS_HEARTBEAT (5m),
+# BENCH_CONTROLLER (the controller binary; default the release build of this tree),
 # SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION (4), BENCH_KEEP=1 keeps the work directory.
 #
 # Everything it starts dies with it: it runs in a process group of its own, which an EXIT/INT/
@@ -94,7 +95,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 say "building the release controller"
 cargo build --release --quiet -p scaleset-watch -p ssw-simulator
-bin=$root/target/release/scaleset-watch
+bin=${BENCH_CONTROLLER:-$root/target/release/scaleset-watch}
 simulator=$root/target/release/ssw-simulator
 
 say "starting etcd and kube-apiserver"
@@ -171,14 +172,23 @@ start=$(now)
 KUBECONFIG=$work/cp/kubeconfig SSW_NAMESPACE=bench SSW_HTTP_ADDR=127.0.0.1:$port \
   SSW_ARM_ENDPOINT=$sim AZURE_AUTHORITY_HOST=$sim SSW_CA_FILE=$work/sim-ca.pem \
   AZURE_TENANT_ID=$tenant AZURE_CLIENT_ID=$client AZURE_CLIENT_SECRET=$secret \
-  SSW_LOG_LEVEL=warn SSW_STATUS_HEARTBEAT=$heartbeat \
+  SSW_AMBIENT_NAMESPACES=bench SSW_LOG_LEVEL=warn SSW_STATUS_HEARTBEAT=$heartbeat \
   SSW_MAX_CONCURRENT_FETCHES_PER_SUBSCRIPTION=$fetch_concurrency \
   "$bin" run >"$work/controller.log" 2>&1 {guard}>&- &
 controller=$!
 pids+=("$controller")
 
+# A watch has a status once it has polled successfully; one that only fails (a setting this
+# script got wrong) never will, so give up after two intervals and say why.
+converge_by=$(($(date +%s) + 2 * interval_s + 60))
 while (($(with_status) < watches)); do
   kill -0 "$controller" 2>/dev/null || { tail -n 30 "$work/controller.log" >&2; exit 1; }
+  if (($(date +%s) > converge_by)); then
+    say "not every watch has polled successfully; Ready reasons:"
+    kubectl get ssw -n bench -o json | jq -c '[.items[] | .status.conditions[]? | select(.type == "Ready")
+      | .reason] | group_by(.) | map({(.[0]): length}) | add' >&2
+    exit 1
+  fi
   sleep 1
 done
 convergence=$(elapsed "$start" "$(now)")
@@ -242,7 +252,8 @@ for i in $(shuf -i 0-$((sets - 1)) -n "$flips"); do
   ) &
   flip_pids+=($!)
 done
-wait "${flip_pids[@]}"
+# A bare `wait` would wait for the controller too.
+((${#flip_pids[@]})) && wait "${flip_pids[@]}"
 # Give the last flip an interval and a half to show.
 deadline=$(($(date +%s) + interval_s * 3 / 2 + 10))
 detected() {
