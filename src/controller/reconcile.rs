@@ -15,7 +15,7 @@ use crate::health::{self, Reason};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -121,6 +121,12 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Reconciles in flight at once. A reconcile never waits for ARM (it reads its scale set's
+/// last fetch), only for its status write and Events, so a few dozen keep up with any fleet;
+/// unbounded, the 2,000 watches that a fetch round or a start wakes together would each hold a
+/// request to the API server at the same moment.
+const MAX_CONCURRENT_RECONCILES: u16 = 32;
+
 /// Where the controller looks for ScaleSetWatches.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -221,6 +227,7 @@ pub async fn run(
         }
     });
     controller
+        .with_config(controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
