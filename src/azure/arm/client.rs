@@ -605,10 +605,14 @@ enum ReadError {
 }
 
 async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = Vec::new();
+    let announced = match response.content_length().map(usize::try_from) {
+        Some(Ok(n)) if n <= max => n,
+        Some(_) => return Err(ReadError::TooLarge),
+        None => 0,
+    };
+    // Sized once when the length is announced: grown by doubling, the pages read at once
+    // would hold up to twice their size.
+    let mut body = Vec::with_capacity(announced);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
