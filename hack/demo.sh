@@ -76,8 +76,11 @@ kubectl create secret generic azure-sp -n scaleset-watch \
   --from-literal=tenantId=0d3f2a1b-5c6e-4f70-8a9b-1c2d3e4f5a6b \
   --from-literal=clientId=8e1b2c3d-4a5f-4b6c-9d7e-0f1a2b3c4d5e \
   --from-literal=clientSecret=demo-secret >/dev/null
-# No kube-proxy here: the pod reaches the API server at the node's address.
+# No kube-proxy here: the pod reaches the API server at the node's address. The examples live in
+# `default`, which the admin allows to use the controller's own identity (by default only the
+# release namespace may).
 helm install scaleset-watch charts/scaleset-watch -n scaleset-watch \
+  --set 'ambientCredentials.namespaces={default}' \
   --set image.repository=localhost/scaleset-watch --set image.tag="$tag" \
   --set azure.identity.mode=clientSecret --set azure.identity.existingSecret=azure-sp \
   --set azure.armEndpoint="$sim" --set azure.authorityHost="$sim" \
@@ -101,17 +104,20 @@ set_web_2_health() {
   curl -sf --cacert "$work/sim-ca.pem" -X PATCH -H 'content-type: application/json' \
     -d "{\"appHealth\":\"$1\"}" \
     "$sim/_sim/scalesets/00000000-0000-0000-0000-0000000000aa/rg-demo/web/instances/2" >/dev/null
-  for _ in $(seq 30); do
+  local i
+  for i in $(seq 30); do
     [ "$(kubectl get ssw web -o jsonpath='{.status.summary}')" = "$2" ] && break
+    ((i < 30)) || { kubectl get ssw -o wide; echo "demo: web never reported $2 healthy" >&2; exit 1; }
     sleep 1
   done
   kubectl get ssw -o wide
 }
 
 say "Waiting for the first polls"
-for _ in $(seq 60); do
+for i in $(seq 60); do
   n=$(kubectl get ssw -o jsonpath='{range .items[*]}{.status.summary}{"\n"}{end}' | grep -c / || true)
   [ "$n" -ge 3 ] && break
+  ((i < 60)) || { kubectl get ssw -o wide; echo "demo: not every example watch has polled" >&2; exit 1; }
   sleep 1
 done
 kubectl get ssw -o wide
