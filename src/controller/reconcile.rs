@@ -487,8 +487,7 @@ async fn publish(ctx: &Context, watch: &ScaleSetWatch, note: &Note) -> Result<()
     let regarding = watch.object_ref(&());
     let event = Event {
         metadata: ObjectMeta {
-            // Unique per watch and moment, as kubectl and client-go name theirs.
-            name: Some(format!("{}.{:x}", watch.name_any(), now.as_nanosecond())),
+            name: Some(event_name(&watch.name_any(), now.as_nanosecond())),
             namespace: regarding.namespace.clone(),
             ..ObjectMeta::default()
         },
@@ -512,6 +511,16 @@ async fn publish(ctx: &Context, watch: &ScaleSetWatch, note: &Note) -> Result<()
         .create(&PostParams::default(), &event)
         .await
         .map(drop)
+}
+
+/// An Event's name: unique per watch and moment, as client-go names them, and a valid object
+/// name even for a watch whose own name leaves no room for the suffix (names hold 253 bytes).
+fn event_name(watch: &str, nanos: i128) -> String {
+    let suffix = format!(".{nanos:x}");
+    let room = 253usize.saturating_sub(suffix.len());
+    // Object names are ASCII; a cut must not leave a label ending in '-' or '.'.
+    let prefix = watch.get(..room.min(watch.len())).unwrap_or(watch);
+    format!("{}{suffix}", prefix.trim_end_matches(['-', '.']))
 }
 
 /// How a status write ended.
@@ -579,4 +588,22 @@ fn error_policy(watch: Arc<ScaleSetWatch>, error: &Error, ctx: Arc<Context>) -> 
         failures,
         rand::rng().random_range(0.0..1.0),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_name;
+
+    #[test]
+    fn event_names_are_unique_per_moment_and_valid_for_the_longest_watch_names() {
+        assert_eq!(event_name("web", 255), "web.ff");
+        assert_ne!(event_name("web", 1), event_name("web", 2));
+        let now = 1_765_000_000_000_000_000_i128;
+        // 236 bytes of name leave a '-' where the suffix is cut in.
+        let longest = format!("{}-{}", "a".repeat(235), "b".repeat(17));
+        let name = event_name(&longest, now);
+        assert!(name.len() <= 253, "{}", name.len());
+        assert!(name.starts_with(&"a".repeat(235)), "{name}");
+        assert!(name.ends_with(&format!("a.{now:x}")), "{name}");
+    }
 }
